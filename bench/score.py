@@ -1,0 +1,111 @@
+"""Stage 6, score: consensus metrics and ROUGE for each (summarizer, article).
+
+Every metric is None when it is undefined for that article (for example, no attainable consensus
+unit); None is never replaced by 0, and the leaderboard counts how many values each mean is over.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bench.consensus import ClusterConsensus, ReferenceUnit
+from bench.matching import Matcher
+from bench.types import Document, Fact, Summary
+
+MAIN_METRIC = "consensus_recall"
+METRICS = ("consensus_recall", "consensus_precision", "unsupported_rate", "rouge1", "rouge2", "rougeLsum",
+           "length_words", "compression")
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
+
+
+@dataclass
+class ScoredInput:
+    summary: Summary
+    doc: Document
+    summary_sentences: list[str]
+    summary_facts: list[Fact]
+
+
+class Scorer:
+    """Computes the per-article metrics defined in the README."""
+
+    def __init__(self, matcher: Matcher, rouge_use_stemmer: bool = True):
+        self.matcher = matcher
+        self.rouge_use_stemmer = rouge_use_stemmer
+        self._rouge = None
+
+    def identity(self) -> dict[str, Any]:
+        import rouge_score
+
+        return {"metrics": list(METRICS), "rouge_types": list(ROUGE_TYPES), "rouge_use_stemmer": self.rouge_use_stemmer,
+                "rouge_score": getattr(rouge_score, "__version__", "0.1.2")}
+
+    def rouge(self, reference_sentences: Sequence[str], summary_sentences: Sequence[str]) -> dict[str, float]:
+        """ROUGE F-measures from rouge-score; rougeLsum gets newline-joined sentences."""
+        if self._rouge is None:
+            from rouge_score import rouge_scorer
+
+            self._rouge = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=self.rouge_use_stemmer)
+        scores = self._rouge.score("\n".join(reference_sentences), "\n".join(summary_sentences))
+        return {k: scores[k].fmeasure for k in ROUGE_TYPES}
+
+    def score(self, item: ScoredInput, consensus: ClusterConsensus, cluster_docs: Sequence[Document]) -> dict[str, Any]:
+        ref = consensus.reference(item.doc.id)
+        attainable = [r for r in ref if r.attainable]
+        covered = self._covered(item.summary_sentences, attainable)
+        metrics: dict[str, Any] = {m: None for m in METRICS}
+        total = sum(r.weight for r in attainable)
+        if total:
+            metrics["consensus_recall"] = sum(r.weight for r, c in zip(attainable, covered) if c) / total
+        by_level: dict[str, list[float]] = {}
+        for r, c in zip(attainable, covered):
+            by_level.setdefault(str(r.weight), [0, 0])
+            by_level[str(r.weight)][0] += int(c)
+            by_level[str(r.weight)][1] += 1
+        facts = [f.text for f in item.summary_facts]
+        if facts and ref:
+            in_consensus = self._supported(facts, [f.text for r in ref for f in r.unit.facts])
+            metrics["consensus_precision"] = sum(in_consensus) / len(facts)
+        if facts:
+            sources = [s.text for d in cluster_docs for s in d.sentences]
+            supported = self._supported(facts, sources)
+            metrics["unsupported_rate"] = 1 - sum(supported) / len(facts)
+        if ref and item.summary_sentences:
+            metrics.update(self.rouge([r.unit.text for r in ref], item.summary_sentences))
+        n_words = sum(len(s.split()) for s in item.summary_sentences)
+        metrics["length_words"] = n_words
+        doc_words = len(item.doc.text.split())
+        metrics["compression"] = n_words / doc_words if doc_words else None
+        return {
+            "metrics": metrics,
+            "recall_by_support": {k: v[0] / v[1] for k, v in sorted(by_level.items(), key=lambda kv: int(kv[0]))},
+            "n_reference_units": len(ref),
+            "n_attainable_units": len(attainable),
+            "n_summary_facts": len(facts),
+            "covered_units": [r.unit.id for r, c in zip(attainable, covered) if c],
+            "missed_units": [r.unit.id for r, c in zip(attainable, covered) if not c],
+        }
+
+    def _covered(self, summary_sentences: Sequence[str], units: Sequence[ReferenceUnit]) -> list[bool]:
+        """A unit is covered when the whole summary, or one of its sentences, supports one of its facts."""
+        if not units or not summary_sentences:
+            return [False] * len(units)
+        premises = [" ".join(summary_sentences), *summary_sentences]
+        pairs, owners = [], []
+        for u, r in enumerate(units):
+            for f in r.unit.facts:
+                for p in premises:
+                    pairs.append((p, f.text))
+                    owners.append(u)
+        best = [0.0] * len(units)
+        for u, s in zip(owners, self.matcher.support(pairs)):
+            best[u] = max(best[u], s)
+        return [b >= self.matcher.support_threshold for b in best]
+
+    def _supported(self, hypotheses: Sequence[str], premises: Sequence[str]) -> list[bool]:
+        pairs = [(p, h) for h in hypotheses for p in premises]
+        scores = self.matcher.support(pairs)
+        n = len(premises)
+        return [max(scores[i * n:(i + 1) * n], default=0.0) >= self.matcher.support_threshold
+                for i in range(len(hypotheses))]
