@@ -1,0 +1,74 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from bench.cli import config_dir
+
+REPO = Path(__file__).resolve().parent.parent
+SEED = REPO.parent / "shared" / "data" / "seed-cluster"
+PLANTED = json.loads((REPO / "bench" / "demo" / "planted.json").read_text())
+
+
+def compose_cfg(*overrides: str):
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HYDRA_FULL_ERROR="0", PYTHONUNBUFFERED="1")
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd or REPO, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory):
+    """The default benchmark on the demo clusters, run once in-process."""
+    from bench.pipeline import run
+
+    out = tmp_path_factory.mktemp("demo_run")
+    board = run(compose_cfg(), out)
+    return out, board
+
+
+@pytest.fixture(scope="session")
+def demo_docs():
+    """Cleaned, fact-split demo documents and their consensus, per cluster."""
+    return build_docs(None)
+
+
+@pytest.fixture(scope="session")
+def seed_docs():
+    if not SEED.is_dir():
+        pytest.skip("../shared/data/seed-cluster is not present")
+    return build_docs(str(SEED))
+
+
+def build_docs(path):
+    from hydra.utils import instantiate
+
+    from bench.data import FolderDataset
+    from bench.types import Document
+
+    cfg = compose_cfg()
+    cleaner, facts, matcher = instantiate(cfg.clean), instantiate(cfg.facts), instantiate(cfg.matcher)
+    builder = instantiate(cfg.consensus, matcher=matcher)
+    out = {}
+    for cluster in FolderDataset(path).load():
+        docs = []
+        for a in cluster.articles:
+            ca, reason = cleaner.clean(a)
+            if reason:
+                continue
+            p = facts.extract([(a.id, ca.text)])[0]
+            docs.append(Document(cluster.id, a, ca.text, p.sentences, p.facts))
+        out[cluster.id] = (docs, builder.build(cluster.id, docs))
+    return out, matcher

@@ -1,0 +1,82 @@
+"""End to end through the console entry point and Hydra, in subprocesses."""
+import json
+
+from tests.conftest import read_jsonl, run_cli
+
+
+def _only_run_dir(results):
+    (run,) = [p for p in results.iterdir() if p.is_dir()]
+    return run
+
+
+def test_default_run_writes_every_output(tmp_path):
+    proc = run_cli(f"results_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    run = _only_run_dir(tmp_path)
+    for name in ("config.yaml", "articles.jsonl", "consensus.jsonl", "sources.jsonl", "summaries.jsonl",
+                 "scores.jsonl", "skipped.jsonl", "leaderboard.json", "leaderboard.md"):
+        assert (run / name).is_file(), name
+    board = json.loads((run / "leaderboard.json").read_text())
+    assert {r["summarizer"] for r in board["rows"]} == {"lead3", "random3", "textrank", "oracle"}
+    sig = board["signature"]
+    assert {"config_hash", "data_hash", "scorer_hash", "packages", "git", "python"} <= set(sig)
+    assert sig["packages"]["rouge-score"] and sig["packages"]["spacy"]
+    assert len(read_jsonl(run / "scores.jsonl")) == 4 * 9
+    assert "| 1 | oracle |" in proc.stdout and "Signature:" in proc.stdout
+    skipped = read_jsonl(run / "skipped.jsonl")
+    assert [s["article_id"] for s in skipped] == ["social-embed"]
+
+
+def test_multirun_gives_one_combined_leaderboard(tmp_path):
+    proc = run_cli("-m", "summarizer=lead3,textrank", f"results_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    sweep = _only_run_dir(tmp_path)
+    board = json.loads((sweep / "leaderboard.json").read_text())
+    assert sorted(r["summarizer"] for r in board["rows"]) == ["lead3", "textrank"]
+    assert "combined leaderboard" in proc.stdout
+    merged = run_cli("leaderboard", str(sweep / "0"), str(sweep / "1"))
+    assert merged.returncode == 0 and "| lead3 |" in merged.stdout and "| textrank |" in merged.stdout
+
+
+def test_jsonl_dataset_via_cli(tmp_path):
+    rows = []
+    for cid in ("c1",):
+        for i, text in enumerate(["The city council approved a new budget of 40 million dollars on Monday after a long debate. "
+                                  "The mayor said the budget funds three new schools.",
+                                  "On Monday the city council approved a budget of 40 million dollars. Critics said the "
+                                  "budget ignores road repairs, and the vote was seven to two.",
+                                  "A 40 million dollar budget was approved by the city council on Monday. The budget "
+                                  "funds three new schools, officials said, and takes effect in July."]):
+            rows.append({"cluster_id": cid, "article_id": f"a{i}", "source": f"outlet{i}", "title": "Budget", "text": text})
+    path = tmp_path / "c.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    proc = run_cli("dataset=jsonl", f"dataset.path={path}", "summarizer=lead3", "clean.min_words=5",
+                   f"results_dir={tmp_path / 'out'}")
+    assert proc.returncode == 0, proc.stderr
+    board = json.loads((_only_run_dir(tmp_path / "out") / "leaderboard.json").read_text())
+    assert board["rows"][0]["n_scored"] == 3
+
+
+def _assert_clean_error(proc, text):
+    assert proc.returncode != 0
+    assert text in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_bad_inputs_give_clear_errors(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _assert_clean_error(run_cli("dataset=folder", f"dataset.path={empty}", f"results_dir={tmp_path}"),
+                        "holds no .txt files")
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "only.txt").write_text("The council approved a budget of 40 million dollars on Monday after a long and "
+                                  "heated debate about schools, roads and the future of the harbor district.")
+    _assert_clean_error(run_cli("dataset=folder", f"dataset.path={one}", f"results_dir={tmp_path}"),
+                        "leave-one-out consensus needs at least 2")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"cluster_id": "c"}\n{not json}\n')
+    _assert_clean_error(run_cli("dataset=jsonl", f"dataset.path={bad}", f"results_dir={tmp_path}"),
+                        "bad.jsonl:2: malformed JSON")
+    _assert_clean_error(run_cli("summarizer=nope", f"results_dir={tmp_path}"), "Could not find 'summarizer/nope'")
+    _assert_clean_error(run_cli("matcher.align_treshold=0.3", f"results_dir={tmp_path}"), "align_treshold")

@@ -1,0 +1,83 @@
+import pytest
+from rouge_score import rouge_scorer
+
+from bench.matching import LexicalMatcher
+from bench.score import METRICS, Scorer
+from bench.summarize import LeadK, RandomK, TextRank
+from tests.conftest import read_jsonl
+
+
+def _mean_recall(rows, name):
+    values = [r["metrics"]["consensus_recall"] for r in rows if r["summarizer"] == name
+              and r["status"] == "ok" and r["metrics"]["consensus_recall"] is not None]
+    assert values, name
+    return sum(values) / len(values)
+
+
+def test_oracle_beats_lead_beats_random(demo_run):
+    out, _ = demo_run
+    rows = read_jsonl(out / "scores.jsonl")
+    oracle, lead, rand = (_mean_recall(rows, n) for n in ("oracle", "lead3", "random3"))
+    assert oracle >= lead >= rand
+    assert oracle > rand
+
+
+def test_leaderboard_means_are_exact_means_of_scores(demo_run):
+    out, board = demo_run
+    rows = read_jsonl(out / "scores.jsonl")
+    for row in board["rows"]:
+        for m in METRICS:
+            values = [r["metrics"][m] for r in rows if r["summarizer"] == row["summarizer"]
+                      and r["status"] == "ok" and r["metrics"][m] is not None]
+            assert row["n_defined"][m] == len(values)
+            assert row["means"][m] == (sum(values) / len(values) if values else None)
+
+
+def test_rouge_equals_rouge_score():
+    ref = ["The bridge collapsed on Tuesday.", "Twelve people were injured."]
+    summ = ["A bridge collapsed Tuesday morning.", "Twelve were hurt in the collapse."]
+    ours = Scorer(LexicalMatcher()).rouge(ref, summ)
+    theirs = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True).score(
+        "\n".join(ref), "\n".join(summ))
+    assert ours == {k: theirs[k].fmeasure for k in ("rouge1", "rouge2", "rougeLsum")}
+
+
+def test_rouge_in_run_matches_rouge_score_on_written_strings(demo_run):
+    out, _ = demo_run
+    units = {u["unit_id"]: u for u in read_jsonl(out / "consensus.jsonl")}
+    summaries = {(s["summarizer"], s["article_id"]): s for s in read_jsonl(out / "summaries.jsonl")}
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True)
+    checked = 0
+    for row in read_jsonl(out / "scores.jsonl"):
+        if row["status"] != "ok" or row["metrics"]["rouge1"] is None:
+            continue
+        ref = [u["text"] for u in units.values() if row["article_id"] in u["reference_for"]
+               and u["cluster_id"] == row["cluster_id"]]
+        s = summaries[(row["summarizer"], row["article_id"])]
+        expected = scorer.score("\n".join(ref), "\n".join(s["meta"]["sentences"]))
+        assert row["metrics"]["rouge2"] == pytest.approx(expected["rouge2"].fmeasure, abs=0)
+        assert row["metrics"]["rougeLsum"] == pytest.approx(expected["rougeLsum"].fmeasure, abs=0)
+        checked += 1
+    assert checked >= 9
+
+
+def test_baselines_are_deterministic(demo_docs):
+    docs_by_cluster, _ = demo_docs
+    docs = [d for ds, _ in docs_by_cluster.values() for d in ds]
+    for s in (LeadK(k=3), RandomK(k=3, seed=1), TextRank(k=3)):
+        a, b = s.summarize(docs), s.summarize(docs)
+        assert [x.text for x in a] == [x.text for x in b]
+        assert all(len(x.meta["sentence_indices"]) == min(3, len(d.sentences)) for x, d in zip(a, docs))
+    assert [x.text for x in RandomK(seed=1).summarize(docs)] != [x.text for x in RandomK(seed=2).summarize(docs)]
+
+
+def test_undefined_metrics_stay_none_not_zero(demo_docs):
+    from bench.score import ScoredInput
+    from bench.types import Summary
+
+    docs_by_cluster, matcher = demo_docs
+    docs, consensus = docs_by_cluster["port-alder-bridge"]
+    doc = docs[0]
+    empty = ScoredInput(Summary(doc.cluster_id, doc.id, "x", " "), doc, [], [])
+    scores = Scorer(matcher).score(empty, consensus, docs)["metrics"]
+    assert scores["consensus_precision"] is None and scores["unsupported_rate"] is None and scores["rouge1"] is None
