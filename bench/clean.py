@@ -49,10 +49,6 @@ class Cleaner:
     max_chars: int = 200_000
     heading_max_words: int = 20
 
-    def identity(self) -> dict[str, object]:
-        return {"name": "rules", "min_words": self.min_words, "max_chars": self.max_chars,
-                "heading_max_words": self.heading_max_words}
-
     def clean(self, article: Article) -> tuple[CleanArticle, str | None]:
         """Return the cleaned article and, if it must be dropped, the reason."""
         if not article.text.strip():

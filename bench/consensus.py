@@ -6,7 +6,6 @@ import heapq
 import itertools
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from bench.matching import Matcher, features, _WORD, _stem, _stopwords
 from bench.types import Document, Fact
@@ -80,11 +79,6 @@ class ConsensusBuilder:
         self.copy_threshold = copy_threshold
         self.rewrite_threshold = rewrite_threshold
         self.rewrite_min_words = rewrite_min_words
-
-    def identity(self) -> dict[str, Any]:
-        return {"min_support": self.min_support, "min_shared_words": self.min_shared_words,
-                "copy_threshold": self.copy_threshold, "rewrite_threshold": self.rewrite_threshold,
-                "rewrite_min_words": self.rewrite_min_words}
 
     def build(self, cluster_id: str, docs: list[Document]) -> ClusterConsensus:
         source_of, deps = self._sources(docs)
@@ -192,11 +186,8 @@ def _average_link(n: int, edges: dict[tuple[int, int], float], threshold: float)
             avg = s / (len(members[new]) * len(members[nb]))
             if avg >= threshold:
                 heapq.heappush(heap, (-avg, min(new, nb), max(new, nb)))
-    centrality_of = defaultdict(float)
-    for (i, j), s in edges.items():
-        centrality_of[(i, j)] = s
     out = []
     for m in members.values():
-        cent = {i: sum(centrality_of.get((min(i, j), max(i, j)), 0.0) for j in m if j != i) for i in m}
+        cent = {i: sum(edges.get((min(i, j), max(i, j)), 0.0) for j in m if j != i) for i in m}
         out.append((m, cent))
     return out

