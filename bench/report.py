@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ def leaderboard_rows(score_rows: Sequence[dict[str, Any]], identities: dict[str,
         for m in METRICS:
             values = [r["metrics"][m] for r in ok if r["metrics"][m] is not None]
             counts[m] = len(values)
-            means[m] = sum(values) / len(values) if values else None
+            means[m] = math.fsum(values) / len(values) if values else None  # correctly rounded: order-free
         rows.append({
             "summarizer": name, "identity": identities[name], "n_articles": len(mine), "n_scored": len(ok),
             "n_failed": sum(1 for r in mine if r["status"] == "failed"), "means": means, "n_defined": counts,

@@ -1,0 +1,88 @@
+"""Seeded statistics over clustered data: articles about one story are not independent, so every
+resample draws whole clusters (with replacement) and pools their articles."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.types import BenchError
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float   # exact mean over all articles
+    low: float
+    high: float
+    n: int        # articles
+    n_clusters: int
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    difference: float  # mean(b) - mean(a), exact, over shared articles
+    low: float
+    high: float
+    p_value: float     # two-sided, from the paired cluster bootstrap
+    n: int
+    n_clusters: int
+
+
+def _grouped(values: Mapping[tuple[str, str], float]) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster, article) -> value  =>  per-cluster sums and counts, in sorted cluster order."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for (cluster, _), v in sorted(values.items()):
+        sums[cluster] = sums.get(cluster, 0.0) + float(v)
+        counts[cluster] = counts.get(cluster, 0) + 1
+    keys = sorted(sums)
+    return np.array([sums[k] for k in keys]), np.array([counts[k] for k in keys], dtype=float)
+
+
+def _resampled_means(sums: np.ndarray, counts: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
+    return sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+
+
+def cluster_bootstrap_ci(values: Mapping[tuple[str, str], float], n_resamples: int = 1000, seed: int = 0,
+                         confidence: float = 0.95) -> Interval:
+    """Percentile CI of the article mean, resampling clusters. `values` maps (cluster, article) to a value."""
+    if not values:
+        raise BenchError("no values to bootstrap")
+    sums, counts = _grouped(values)
+    mean = math.fsum(values.values()) / len(values)
+    means = _resampled_means(sums, counts, n_resamples, seed)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return Interval(mean, float(low), float(high), int(counts.sum()), len(sums))
+
+
+def paired_bootstrap(a: Mapping[tuple[str, str], float], b: Mapping[tuple[str, str], float],
+                     n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> PairedResult:
+    """Paired comparison of two systems on the articles both have values for, resampling clusters.
+
+    The p-value is two-sided: twice the smaller share of resampled differences on either side of 0
+    (capped at 1), with the observed resample counted so that p is never 0."""
+    shared = sorted(set(a) & set(b))
+    if not shared:
+        raise BenchError("the two systems share no scored article")
+    diffs = {k: float(b[k]) - float(a[k]) for k in shared}
+    sums, counts = _grouped(diffs)
+    observed = math.fsum(diffs.values()) / len(diffs)
+    means = _resampled_means(sums, counts, n_resamples, seed)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    below = (np.sum(means <= 0) + 1) / (n_resamples + 1)
+    above = (np.sum(means >= 0) + 1) / (n_resamples + 1)
+    return PairedResult(observed, float(low), float(high), float(min(1.0, 2 * min(below, above))),
+                        len(shared), len(sums))
+
+
+def as_values(rows: Sequence[Mapping], summarizer: str, metric: str) -> dict[tuple[str, str], float]:
+    """Defined values of one metric for one summarizer from scores.jsonl rows; failures and Nones are left
+    out here and counted by the leaderboard."""
+    return {(r["cluster_id"], r["article_id"]): r["metrics"][metric] for r in rows
+            if r["summarizer"] == summarizer and r["status"] == "ok" and r["metrics"][metric] is not None}
