@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.score import MAIN_METRIC, METRICS
+from bench.stats import as_values
 from bench.types import BenchError
 
 SCHEMA_VERSION = "1.0"
@@ -23,7 +24,7 @@ def leaderboard_rows(score_rows: Sequence[dict[str, Any]], identities: dict[str,
         ok = [r for r in mine if r["status"] == "ok"]
         means, counts = {}, {}
         for m in METRICS:
-            values = [r["metrics"][m] for r in ok if r["metrics"][m] is not None]
+            values = list(as_values(mine, name, m).values())
             counts[m] = len(values)
             means[m] = math.fsum(values) / len(values) if values else None  # correctly rounded: order-free
         rows.append({

@@ -47,17 +47,21 @@ def _resampled_means(sums: np.ndarray, counts: np.ndarray, n_resamples: int, see
     return sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
 
 
+def _bootstrap(values: Mapping[tuple[str, str], float], n_resamples: int, seed: int, confidence: float):
+    """Exact mean, percentile CI and the resampled means, resampling whole clusters."""
+    sums, counts = _grouped(values)
+    means = _resampled_means(sums, counts, n_resamples, seed)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(means, [alpha, 1 - alpha])
+    return Interval(math.fsum(values.values()) / len(values), float(low), float(high), len(values), len(sums)), means
+
+
 def cluster_bootstrap_ci(values: Mapping[tuple[str, str], float], n_resamples: int = 1000, seed: int = 0,
                          confidence: float = 0.95) -> Interval:
     """Percentile CI of the article mean, resampling clusters. `values` maps (cluster, article) to a value."""
     if not values:
         raise BenchError("no values to bootstrap")
-    sums, counts = _grouped(values)
-    mean = math.fsum(values.values()) / len(values)
-    means = _resampled_means(sums, counts, n_resamples, seed)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return Interval(mean, float(low), float(high), int(counts.sum()), len(sums))
+    return _bootstrap(values, n_resamples, seed, confidence)[0]
 
 
 def paired_bootstrap(a: Mapping[tuple[str, str], float], b: Mapping[tuple[str, str], float],
@@ -69,16 +73,10 @@ def paired_bootstrap(a: Mapping[tuple[str, str], float], b: Mapping[tuple[str, s
     shared = sorted(set(a) & set(b))
     if not shared:
         raise BenchError("the two systems share no scored article")
-    diffs = {k: float(b[k]) - float(a[k]) for k in shared}
-    sums, counts = _grouped(diffs)
-    observed = math.fsum(diffs.values()) / len(diffs)
-    means = _resampled_means(sums, counts, n_resamples, seed)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
+    ci, means = _bootstrap({k: float(b[k]) - float(a[k]) for k in shared}, n_resamples, seed, confidence)
     below = (np.sum(means <= 0) + 1) / (n_resamples + 1)
     above = (np.sum(means >= 0) + 1) / (n_resamples + 1)
-    return PairedResult(observed, float(low), float(high), float(min(1.0, 2 * min(below, above))),
-                        len(shared), len(sums))
+    return PairedResult(ci.mean, ci.low, ci.high, float(min(1.0, 2 * min(below, above))), ci.n, ci.n_clusters)
 
 
 def as_values(rows: Sequence[Mapping], summarizer: str, metric: str) -> dict[tuple[str, str], float]:
