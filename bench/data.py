@@ -50,12 +50,6 @@ def rows_to_clusters(rows: Iterable[Mapping[str, Any]], origin: str) -> list[Clu
     return [Cluster(id=cid, articles=tuple(arts)) for cid, arts in grouped.items()]
 
 
-def _hf_dataset(rows: list[dict[str, Any]]):
-    import datasets
-
-    return datasets.Dataset.from_list(rows) if rows else None
-
-
 class FolderDataset(Dataset):
     """A folder of `.txt` files is one cluster; a folder of such folders is many.
 
@@ -99,8 +93,7 @@ class FolderDataset(Dataset):
                     "cluster_id": cdir.name, "article_id": f.stem, "source": m.get("source", f.stem),
                     "title": m.get("title", ""), "text": text, "date": m.get("date"), "url": m.get("url"),
                 })
-        ds = _hf_dataset(rows)
-        return rows_to_clusters(ds, str(root))
+        return rows_to_clusters(rows, str(root))
 
     def _metadata(self, cdir: Path) -> dict[str, dict[str, Any]]:
         path = cdir / "metadata.jsonl"

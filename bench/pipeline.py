@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from hydra.utils import instantiate
+from tqdm.auto import tqdm
 from omegaconf import DictConfig, OmegaConf
 
-from bench.consensus import ClusterConsensus, ConsensusBuilder
+from bench.cache import Cache, code_hash, key, text_hash
+from bench.consensus import ClusterConsensus, ConsensusBuilder, ReferenceUnit
 from bench.data import Dataset
 from bench.facts import FactExtractor
 from bench.matching import Matcher
@@ -26,7 +28,7 @@ from bench.summarize import ReferenceAwareSummarizer, Summarizer
 from bench.types import BenchError, Document, Skip, Summary
 
 log = logging.getLogger("bench")
-NON_SEMANTIC_KEYS = ("results_dir", "run_name", "hydra")
+NON_SEMANTIC_KEYS = ("results_dir", "run_name", "hydra", "cache")
 
 
 def build_parts(cfg: DictConfig) -> dict[str, Any]:
@@ -43,10 +45,10 @@ def build_parts(cfg: DictConfig) -> dict[str, Any]:
     if not cfg.summarizer:
         raise BenchError("no summarizer selected (summarizer=[...] is empty)")
     parts["summarizers"] = [_summarizer(name, node, matcher) for name, node in cfg.summarizer.items()]
-    for key, cls in (("dataset", Dataset), ("facts", FactExtractor), ("matcher", Matcher),
-                     ("consensus", ConsensusBuilder)):
-        if not isinstance(parts[key], cls):
-            raise BenchError(f"config '{key}' built a {type(parts[key]).__name__}, not a {cls.__name__}")
+    for part, cls in (("dataset", Dataset), ("facts", FactExtractor), ("matcher", Matcher),
+                      ("consensus", ConsensusBuilder)):
+        if not isinstance(parts[part], cls):
+            raise BenchError(f"config '{part}' built a {type(parts[part]).__name__}, not a {cls.__name__}")
     return parts
 
 
@@ -63,6 +65,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     parts = build_parts(cfg)
+    cache = Cache(cfg.cache.path if cfg.cache.enabled else None)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    timings: dict[str, Any] = {}
+    clock = time.perf_counter()
     clusters = parts["dataset"].load()
     skips: list[Skip] = []
 
@@ -89,9 +95,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         raise BenchError("no cluster has at least 2 usable articles, so nothing can be scored: "
                          + "; ".join(f"{s.cluster_id}/{s.article_id or '*'}: {s.reason}" for s in skips))
 
+    timings["load_and_clean_s"] = _lap(clock)
+    clock = time.perf_counter()
+
     # facts for every usable article in one batch
     flat = [(cid, ca) for cid, kept in cleaned for ca in kept]
-    parsed = parts["facts"].extract([(f"{cid}/{ca.id}", ca.text) for cid, ca in flat])
+    facts_id = resolved["facts"]
+    parsed = _extract(parts["facts"], facts_id, cache, [(f"{cid}/{ca.id}", ca.text) for cid, ca in flat])
     docs_by_cluster: dict[str, list[Document]] = {}
     for (cid, ca), p in zip(flat, parsed):
         facts = tuple(type(f)(f.id, ca.id, f.text, f.start, f.end, f.sentence) for f in p.facts)
@@ -101,11 +111,21 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             continue
         docs_by_cluster.setdefault(cid, []).append(doc)
 
-    consensus: dict[str, ClusterConsensus] = {}
+    timings["facts_s"] = _lap(clock)
+    clock = time.perf_counter()
+
+    consensus_keys = {cid: key("consensus", code_hash(), facts_id, resolved["matcher"], resolved["consensus"],
+                               [(d.id, d.article.source, text_hash(d.text)) for d in docs])
+                      for cid, docs in docs_by_cluster.items()}
+    hits = cache.get_many("consensus", list(consensus_keys.values()))
+    consensus: dict[str, ClusterConsensus] = {cid: hits[k] for cid, k in consensus_keys.items() if k in hits}
+    missing = [cid for cid in docs_by_cluster if cid not in consensus]
+    for cid in missing:
+        consensus[cid] = parts["consensus"].build(cid, docs_by_cluster[cid])
+    cache.put_many("consensus", [(consensus_keys[cid], consensus[cid]) for cid in missing], fmt="pickle")
     with open(out_dir / "consensus.jsonl", "w") as fh, open(out_dir / "sources.jsonl", "w") as gfh:
         for cid, docs in docs_by_cluster.items():
-            cc = parts["consensus"].build(cid, docs)
-            consensus[cid] = cc
+            cc = consensus[cid]
             for u in cc.units:
                 fh.write(json.dumps(_unit_record(u, cc, docs), ensure_ascii=False) + "\n")
             gfh.write(json.dumps({"cluster_id": cid, "source_of": cc.source_of,
@@ -113,38 +133,52 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     docs = [d for ds in docs_by_cluster.values() for d in ds]
     references = [consensus[d.cluster_id].reference(d.id) for d in docs]
 
+    timings["consensus_s"] = _lap(clock)
+    timings["summarize_s"], timings["score_s"] = {}, {}
+
     # summarize and score, one summarizer at a time, writing as we go
+    scorer_id = {k: resolved.get(k) for k in ("facts", "matcher", "consensus", "score")}
     score_rows: list[dict[str, Any]] = []
     throughput = {}
     with open(out_dir / "summaries.jsonl", "w") as sfh, open(out_dir / "scores.jsonl", "w") as cfh:
         for s in parts["summarizers"]:
-            t0 = time.perf_counter()
-            summaries = _summarize(s, docs, references)
-            elapsed = time.perf_counter() - t0
-            throughput[s.name] = {"seconds": round(elapsed, 4), "articles_per_second":
-                                  round(len(docs) / elapsed, 3) if elapsed > 0 else None}
-            ok = [(sm, d) for sm, d in zip(summaries, docs) if sm.ok]
-            sentence_lists = _summary_sentences([sm for sm, _ in ok], parts["facts"])
-            for sm, _ in ok:
+            s.cache = cache
+            clock = time.perf_counter()
+            summaries, throughput[s.name] = _summarize(s, docs, references, cache)
+            timings["summarize_s"][s.name] = _lap(clock)
+            clock = time.perf_counter()
+            ok = [sm for sm in summaries if sm.ok]
+            parsed_summaries = _extract(parts["facts"], facts_id, cache,
+                                        [(f"{sm.cluster_id}/{sm.article_id}/{sm.summarizer}", sm.text) for sm in ok])
+            sentence_lists = {id(sm): ([x.text for x in p.sentences], list(p.facts)) for sm, p in zip(ok, parsed_summaries)}
+            for sm in ok:
                 sm.meta.setdefault("sentences", sentence_lists[id(sm)][0])
             for sm in summaries:
                 sfh.write(json.dumps(asdict(sm), ensure_ascii=False) + "\n")
+            score_keys = {id(sm): key("score", code_hash(), scorer_id, consensus_keys[sm.cluster_id], sm.article_id,
+                                      sm.meta["sentences"]) for sm in ok}
+            cached_scores = cache.get_many("score", list(score_keys.values()))
+            new_scores = []
             for sm, d in zip(summaries, docs):
                 row = {"summarizer": s.name, "cluster_id": d.cluster_id, "article_id": d.id}
                 if not sm.ok:
                     row.update(status="failed", error=sm.error, metrics=None)
                 else:
-                    sents, facts = sentence_lists[id(sm)]
-                    item = ScoredInput(sm, d, sm.meta["sentences"], facts)
-                    row.update(status="ok", **parts["scorer"].score(item, consensus[d.cluster_id],
-                                                                     docs_by_cluster[d.cluster_id]))
+                    result = cached_scores.get(score_keys[id(sm)])
+                    if result is None:
+                        _, facts = sentence_lists[id(sm)]
+                        item = ScoredInput(sm, d, sm.meta["sentences"], facts)
+                        result = parts["scorer"].score(item, consensus[d.cluster_id], docs_by_cluster[d.cluster_id])
+                        new_scores.append((score_keys[id(sm)], result))
+                    row.update(status="ok", **result)
                 score_rows.append(row)
                 cfh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            cache.put_many("score", new_scores)
             sfh.flush()
             cfh.flush()
+            timings["score_s"][s.name] = _lap(clock)
 
     identities = {s.name: {"name": s.name, **s.identity()} for s in parts["summarizers"]}
-    resolved = OmegaConf.to_container(cfg, resolve=True)
     semantic = {k: v for k, v in resolved.items() if k not in NON_SEMANTIC_KEYS}
     scorer_settings = {k: semantic.get(k) for k in ("clean", "facts", "matcher", "consensus", "score")}
     dh = data_hash(clusters)
@@ -163,7 +197,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                     "n_articles": sum(len(c.articles) for c in clusters), "n_scored_clusters": len(docs_by_cluster),
                     "n_scored_articles": len(docs)},
         "throughput": throughput, "skipped": [s.to_dict() for s in skips],
-        "runtime_seconds": round(time.perf_counter() - started, 3),
+        "cache": {"path": str(cache.path) if cache.enabled else None, "hits": cache.hits, "misses": cache.misses},
+        "timings": timings, "runtime_seconds": round(time.perf_counter() - started, 3),
     }
     for r in board["rows"]:
         r["throughput"] = throughput[r["summarizer"]]
@@ -175,8 +210,86 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     return board
 
 
-def _summarize(s: Summarizer, docs: list[Document], references) -> list[Summary]:
-    """Batch first; if the batch fails, retry one article at a time so that one bad article fails alone."""
+def _lap(since: float) -> float:
+    return round(time.perf_counter() - since, 4)
+
+
+def _extract(extractor: FactExtractor, extractor_id: Any, cache: Cache, items: list[tuple[str, str]]):
+    """The fact extractor through the cache: parsing is keyed by code, extractor config, owner and text."""
+    keys = [key("facts", code_hash(), extractor_id, owner, text_hash(text)) for owner, text in items]
+    hits = cache.get_many("facts", keys)
+    todo = [i for i, k in enumerate(keys) if k not in hits]
+    if todo:
+        fresh = extractor.extract([items[i] for i in todo])
+        cache.put_many("facts", [(keys[i], p) for i, p in zip(todo, fresh)], fmt="pickle")
+        hits.update({keys[i]: p for i, p in zip(todo, fresh)})
+    return [hits[k] for k in keys]
+
+
+def summary_key(identity: dict[str, Any], doc: Document, reference: list[ReferenceUnit] | None) -> str:
+    """Content address of one summary: summarizer identity (model, revision or file hash, prompt,
+    generation settings), the article text, and for reference-aware summarizers the reference."""
+    ref = None if reference is None else [(r.unit.text, r.weight, r.attainable, [f.text for f in r.unit.facts])
+                                          for r in reference]
+    return key("summary", identity, text_hash(doc.text), ref)
+
+
+def _summarize(s: Summarizer, docs: list[Document], references, cache: Cache) -> tuple[list[Summary], dict[str, Any]]:
+    """Cached summaries first; the rest in batches of `s.batch_size`, each batch written to the cache as
+    soon as it is done (a killed run loses at most one batch). A failed batch is retried one article at
+    a time, so that one bad article fails alone. Failures are recorded, never cached, never scored."""
+    aware = isinstance(s, ReferenceAwareSummarizer)
+    try:
+        identity = s.identity()
+    except (BenchError, OSError) as e:
+        log.error("summarizer %s cannot run: %s", s.name, e)
+        failed = [Summary(d.cluster_id, d.id, s.name, None, error=f"{type(e).__name__}: {e}") for d in docs]
+        return failed, {"articles": len(docs), "computed": 0, "cached": 0, "failed": len(docs), "compute_seconds": 0.0,
+                        "articles_per_second": None, "generated_tokens": None, "generated_tokens_per_second": None,
+                        "cacheable": s.cacheable}
+    keys = [summary_key(identity, d, r if aware else None) if s.cacheable else None for d, r in zip(docs, references)]
+    hits = cache.get_many("summary", [k for k in keys if k])
+    out: list[Summary | None] = [None] * len(docs)
+    for i, (d, k) in enumerate(zip(docs, keys)):
+        if k in hits:
+            out[i] = Summary(d.cluster_id, d.id, s.name, hits[k]["text"], meta={**hits[k]["meta"], "cached": True})
+    todo = [i for i, sm in enumerate(out) if sm is None]
+    size = s.batch_size or max(1, len(todo))
+    compute = 0.0
+    batches = [todo[b:b + size] for b in range(0, len(todo), size)]
+    for batch in tqdm(batches, desc=f"summarize {s.name}", unit="batch", disable=None if batches else True,
+                      leave=False):
+        t0 = time.perf_counter()
+        try:
+            results = _call(s, [docs[i] for i in batch], [references[i] for i in batch])
+        except BenchError as e:  # the summarizer cannot run at all (e.g. its model is missing): record, go on
+            log.error("summarizer %s cannot run: %s", s.name, e)
+            for i in todo:
+                if out[i] is None:
+                    out[i] = Summary(docs[i].cluster_id, docs[i].id, s.name, None, error=f"BenchError: {e}")
+            break
+        finally:
+            compute += time.perf_counter() - t0
+        for i, sm in zip(batch, results):
+            out[i] = sm
+        cache.put_many("summary", [(keys[i], {"text": sm.text, "meta": sm.meta})
+                                   for i, sm in zip(batch, results) if sm.ok and keys[i]])
+    done = [out[i] for i in todo]
+    tokens = [sm.meta.get("generated_tokens") for sm in done if sm.ok]
+    n_tokens = sum(t for t in tokens if isinstance(t, int))
+    stats = {"articles": len(docs), "computed": len(todo), "cached": len(docs) - len(todo),
+             "failed": sum(1 for sm in out if not sm.ok), "compute_seconds": round(compute, 4),
+             "articles_per_second": round(len(todo) / compute, 3) if compute > 0 else None,
+             "generated_tokens": n_tokens if tokens else None,
+             "generated_tokens_per_second": round(n_tokens / compute, 3) if tokens and compute > 0 else None,
+             "cacheable": s.cacheable}
+    if stats["cached"] or stats["computed"]:
+        log.info("summarizer %s: %d cached, %d computed, %d failed", s.name, stats["cached"], stats["computed"],
+                 stats["failed"])
+    return out, stats
+
+
+def _call(s: Summarizer, docs: list[Document], references) -> list[Summary]:
     def call(batch_docs, batch_refs):
         if isinstance(s, ReferenceAwareSummarizer):
             return s.summarize_with_reference(batch_docs, batch_refs)
@@ -186,23 +299,23 @@ def _summarize(s: Summarizer, docs: list[Document], references) -> list[Summary]
         out = call(docs, references)
         if len(out) != len(docs):
             raise RuntimeError(f"returned {len(out)} summaries for {len(docs)} articles")
+    except BenchError:
+        raise
     except Exception as batch_error:  # noqa: BLE001 - a model may raise anything; we record it per article
-        log.warning("summarizer %s failed on the batch (%s); retrying article by article", s.name, batch_error)
+        log.warning("summarizer %s failed on a batch (%s: %s); retrying article by article", s.name,
+                    type(batch_error).__name__, batch_error)
         out = []
         for d, r in zip(docs, references):
             try:
                 out.extend(call([d], [r]))
+            except BenchError:
+                raise
             except Exception as e:  # noqa: BLE001
                 out.append(Summary(d.cluster_id, d.id, s.name, None, error=f"{type(e).__name__}: {e}"))
     for sm in out:
         if sm.ok and not sm.text.strip():
             sm.error, sm.text = "empty summary", None
     return out
-
-
-def _summary_sentences(summaries: list[Summary], extractor: FactExtractor):
-    parsed = extractor.extract([(f"{sm.cluster_id}/{sm.article_id}/{sm.summarizer}", sm.text) for sm in summaries])
-    return {id(sm): ([s.text for s in p.sentences], list(p.facts)) for sm, p in zip(summaries, parsed)}
 
 
 def _unit_record(u, cc: ClusterConsensus, docs: list[Document]) -> dict[str, Any]:

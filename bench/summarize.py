@@ -19,8 +19,12 @@ class Summarizer(ABC):
     """A summarizer. `name` is the leaderboard row label (the config key); `identity()` is what, with
     the name, goes into signatures and cache keys: every parameter that changes the output."""
 
+    cacheable = True                 # False where outputs are not reproducible (unseeded sampling)
+    batch_size: int | None = None    # the pipeline calls summarize() and caches per batch of this many
+
     def __init__(self, name: str):
         self.name = name
+        self.cache = None            # the run's Cache, set by the pipeline (memoises model-file digests)
 
     @abstractmethod
     def summarize(self, docs: Sequence[Document]) -> list[Summary]: ...

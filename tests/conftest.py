@@ -30,12 +30,17 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def demo_run(tmp_path_factory):
-    """The default benchmark on the demo clusters, run once in-process."""
+def session_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache") / "cache.sqlite"
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, session_cache):
+    """The default benchmark (with the real SmolLM2) on the demo clusters, run once in-process."""
     from bench.pipeline import run
 
     out = tmp_path_factory.mktemp("demo_run")
-    board = run(compose_cfg(), out)
+    board = run(compose_cfg(f"cache.path={session_cache}"), out)
     return out, board
 
 

@@ -9,19 +9,22 @@ def _only_run_dir(results):
     return run
 
 
-def test_default_run_writes_every_output(tmp_path):
-    proc = run_cli(f"results_dir={tmp_path}")
+def test_default_run_writes_every_output(tmp_path, demo_run, session_cache):
+    """The default CLI run, reading the cache the in-process default run filled: nothing is recomputed."""
+    proc = run_cli(f"results_dir={tmp_path}", f"cache.path={session_cache}")
     assert proc.returncode == 0, proc.stderr
     run = _only_run_dir(tmp_path)
     for name in ("config.yaml", "articles.jsonl", "consensus.jsonl", "sources.jsonl", "summaries.jsonl",
                  "scores.jsonl", "skipped.jsonl", "leaderboard.json", "leaderboard.md"):
         assert (run / name).is_file(), name
     board = json.loads((run / "leaderboard.json").read_text())
-    assert {r["summarizer"] for r in board["rows"]} == {"lead3", "random3", "textrank", "oracle"}
+    assert {r["summarizer"] for r in board["rows"]} == {"lead3", "random3", "textrank", "smollm2", "oracle"}
+    assert all(t["computed"] == 0 and t["cached"] == 9 for t in board["throughput"].values())
+    assert [r["means"] for r in board["rows"]] == [r["means"] for r in demo_run[1]["rows"]]
     sig = board["signature"]
     assert {"config_hash", "data_hash", "scorer_hash", "packages", "git", "python"} <= set(sig)
     assert sig["packages"]["rouge-score"] and sig["packages"]["spacy"]
-    assert len(read_jsonl(run / "scores.jsonl")) == 4 * 9
+    assert len(read_jsonl(run / "scores.jsonl")) == 5 * 9
     assert "| 1 | oracle |" in proc.stdout and "Signature:" in proc.stdout
     skipped = read_jsonl(run / "skipped.jsonl")
     assert [s["article_id"] for s in skipped] == ["social-embed"]

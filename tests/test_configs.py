@@ -34,6 +34,6 @@ def test_every_summarizer_config_builds(option):
     assert all(isinstance(s, Summarizer) for s in parts["summarizers"])
 
 
-def test_default_selects_the_four_baselines():
+def test_default_selects_the_baselines_and_smollm2():
     cfg = compose_cfg()
-    assert list(cfg.summarizer) == ["lead3", "random3", "textrank", "oracle"]
+    assert list(cfg.summarizer) == ["lead3", "random3", "textrank", "smollm2", "oracle"]

@@ -1,0 +1,139 @@
+"""A content-addressed cache shared by runs: one SQLite file, safe for concurrent runs.
+
+Keys are sha256 digests of everything that determines a value (see `key`). Values are JSON
+(summaries, which people may want to inspect) or pickles (derived stage artifacts such as parsed
+text and consensus, keyed by the hash of bench's own source code so a code change never reuses them).
+Writes commit per batch, so a run killed with `kill -9` keeps everything it finished."""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from bench.types import BenchError
+
+BUSY_TIMEOUT_S = 120.0
+
+
+def key(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_hash() -> str:
+    """Hash of bench's Python sources: derived artifacts are only reused by the code that made them."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.py")):
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+class Cache:
+    """`get_many`/`put_many` over namespaces. `path=None` disables caching (every lookup misses)."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+        self._conn: sqlite3.Connection | None = None
+        self.hits = self.misses = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            assert self.path is not None
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+                conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+                self._retry(lambda: conn.execute(
+                    "CREATE TABLE IF NOT EXISTS entries (namespace TEXT NOT NULL, key TEXT NOT NULL, "
+                    "format TEXT NOT NULL, value BLOB NOT NULL, created REAL NOT NULL, PRIMARY KEY (namespace, key))"))
+            except sqlite3.DatabaseError as e:
+                raise BenchError(f"cannot open the cache {self.path}: {e} (delete it or set cache.path=null)") from e
+            self._conn = conn
+        return self._conn
+
+    @staticmethod
+    def _retry(fn, attempts: int = 20):
+        """busy_timeout covers most contention; WAL checkpoints can still raise 'locked' at once."""
+        for i in range(attempts):
+            try:
+                return fn()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e) or i == attempts - 1:
+                    raise
+                time.sleep(min(0.05 * 2 ** i, 2.0))
+
+    def get_many(self, namespace: str, keys: Sequence[str]) -> dict[str, Any]:
+        if not self.enabled or not keys:
+            self.misses += len(keys)
+            return {}
+        db, out = self._db(), {}
+        for i in range(0, len(keys), 500):
+            chunk = list(keys[i:i + 500])
+            rows = self._retry(lambda: db.execute(
+                f"SELECT key, format, value FROM entries WHERE namespace=? AND key IN ({','.join('?' * len(chunk))})",
+                [namespace, *chunk]).fetchall())
+            for k, fmt, value in rows:
+                out[k] = json.loads(value) if fmt == "json" else pickle.loads(value)
+        self.hits += len(out)
+        self.misses += len(keys) - len(out)
+        return out
+
+    def put_many(self, namespace: str, items: Iterable[tuple[str, Any]], fmt: str = "json") -> None:
+        if not self.enabled:
+            return
+        rows = [(namespace, k, fmt, json.dumps(v, ensure_ascii=False) if fmt == "json" else pickle.dumps(v), time.time())
+                for k, v in items]
+        if not rows:
+            return
+        db = self._db()
+
+        def write():
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?)", rows)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        self._retry(write)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def file_digest(path: str | Path, cache: Cache | None = None) -> str:
+    """sha256 of a (model) file, memoised in the cache by (path, size, mtime)."""
+    p = Path(path).resolve()
+    st = p.stat()
+    memo_key = key("file", str(p), st.st_size, st.st_mtime_ns)
+    if cache is not None:
+        hit = cache.get_many("file-digest", [memo_key])
+        if hit:
+            return hit[memo_key]
+    h = hashlib.sha256()
+    with open(p, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    if cache is not None:
+        cache.put_many("file-digest", [(memo_key, digest)])
+    return digest
