@@ -23,6 +23,14 @@ def config_dir() -> str:
     raise SystemExit("bench: cannot find its configs/ folder")
 
 
+def compose(overrides: list[str] | None = None):
+    """The run config, composed outside a Hydra app (for scripts and tests)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=list(overrides or []))
+
+
 def _fail(err: BenchError) -> None:
     print(f"bench: error: {err}", file=sys.stderr)
     raise SystemExit(2)

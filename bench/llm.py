@@ -230,9 +230,10 @@ class TransformersSummarizer(_TokenizedBackend):
         if self.gguf_file:
             kw["gguf_file"] = self.gguf_file
         try:
-            config = AutoConfig.from_pretrained(path, **kw)
-            seq2seq = (self.architecture == "seq2seq" or
-                       (self.architecture == "auto" and bool(getattr(config, "is_encoder_decoder", False))))
+            if self.architecture == "auto" and not self.gguf_file:
+                seq2seq = bool(getattr(AutoConfig.from_pretrained(path, **kw), "is_encoder_decoder", False))
+            else:  # GGUF holds decoder-only models; reading its config would parse the whole file once more
+                seq2seq = self.architecture == "seq2seq"
             device = self.device if self.device != "auto" else (
                 "cuda" if torch.cuda.is_available() else
                 "mps" if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else "cpu")

@@ -5,9 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-
-from bench.cli import config_dir
+from bench.cli import compose
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO.parent / "shared" / "data" / "seed-cluster"
@@ -15,8 +13,7 @@ PLANTED = json.loads((REPO / "bench" / "demo" / "planted.json").read_text())
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    return compose(list(overrides))
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
