@@ -1,4 +1,5 @@
-"""Command line. `bench [hydra overrides]` runs a benchmark; `bench leaderboard RUN_DIR...` merges runs.
+"""Command line. `bench [hydra overrides]` runs a benchmark; `bench leaderboard RUN_DIR...` merges runs;
+`bench compare BASE NEW` compares two runs and gates on regressions; `bench report RUN_DIR` writes the HTML.
 
 This module only parses arguments and calls `bench.pipeline.run` or `bench.report`."""
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 from bench.types import BenchError
 
-SUBCOMMANDS = ("leaderboard",)
+SUBCOMMANDS = ("leaderboard", "compare", "report")
 
 
 def config_dir() -> str:
@@ -60,28 +61,69 @@ def _hydra_main() -> None:
 
 
 def leaderboard_command(argv: list[str]) -> None:
-    from bench.report import load_board, merge, write_board
+    from bench.report import load_run, merge, to_markdown, write_merged
 
     parser = argparse.ArgumentParser(prog="bench leaderboard", description="Merge run directories into one leaderboard.")
     parser.add_argument("runs", nargs="+", type=Path, help="run directories holding leaderboard.json")
-    parser.add_argument("--out", type=Path, default=None, help="write leaderboard.json/.md here")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write the merged run directory here (leaderboard, scores, summaries, report)")
     args = parser.parse_args(argv)
     try:
-        board = merge([(str(r), load_board(r)) for r in args.runs])
+        board, scores = merge([(str(r), *load_run(r)) for r in args.runs])
+        if args.out:
+            write_merged(board, scores, args.runs, args.out)
     except BenchError as e:
         _fail(e)
-    from bench.report import to_markdown
-
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        write_board(board, args.out)
     print(to_markdown(board))
+    if args.out:
+        print(f"results: {args.out}")
+
+
+def compare_command(argv: list[str]) -> None:
+    from bench.compare import compare, write
+    from bench.score import MAIN_METRIC
+
+    parser = argparse.ArgumentParser(
+        prog="bench compare", description="Compare two runs (paired, per article). Exit 1 when the gate metric "
+        "regresses significantly by more than the tolerance, or when failures grow; 2 on bad input.")
+    parser.add_argument("base", type=Path, help="the baseline run (or merge) directory")
+    parser.add_argument("new", type=Path, help="the new run (or merge) directory")
+    parser.add_argument("--metric", default=MAIN_METRIC, help=f"gate metric (default {MAIN_METRIC})")
+    parser.add_argument("--tolerance", type=float, default=0.01,
+                        help="largest drop of the gate metric that never fails the gate (default 0.01)")
+    parser.add_argument("--alpha", type=float, default=None, help="significance level (default: the run's stats.alpha)")
+    parser.add_argument("--md", type=Path, default=None, help="also write the Markdown here (e.g. $GITHUB_STEP_SUMMARY)")
+    parser.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
+    parser.add_argument("--max-listed", type=int, default=20, help="worse articles listed per summarizer")
+    args = parser.parse_args(argv)
+    try:
+        result = compare(args.base, args.new, args.metric, args.tolerance, args.alpha, args.max_listed)
+    except BenchError as e:
+        _fail(e)
+    print(write(result, args.md, args.json))
+    raise SystemExit(1 if result["regressed"] else 0)
+
+
+def report_command(argv: list[str]) -> None:
+    from bench.html_report import write_html
+
+    parser = argparse.ArgumentParser(prog="bench report", description="Write the self-contained HTML report of a "
+                                     "run or merge directory.")
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--out", type=Path, default=None, help="default: RUN/report.html")
+    args = parser.parse_args(argv)
+    try:
+        path = write_html(args.run, args.out)
+    except BenchError as e:
+        _fail(e)
+    print(f"report: {path}")
 
 
 def main(argv: list[str] | None = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "leaderboard":
-        return leaderboard_command(argv[1:])
+    commands = {"leaderboard": leaderboard_command, "compare": compare_command, "report": report_command}
+    if argv and argv[0] in commands:
+        return commands[argv[0]](argv[1:])
     sys.argv = [sys.argv[0], *argv]
     return _hydra_main()
 
@@ -100,7 +142,7 @@ class MergeSweepLeaderboard:
     def on_compile_config(self, config, **kwargs) -> None: ...
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from bench.report import load_board, merge, write_board
+        from bench.report import load_run, merge, write_merged
 
         sweep = Path(config.hydra.sweep.dir)
         jobs = sorted((p for p in sweep.iterdir() if (p / "leaderboard.json").is_file()), key=lambda p: p.name)
@@ -108,9 +150,9 @@ class MergeSweepLeaderboard:
             print(f"bench: no finished job under {sweep}; nothing to merge", file=sys.stderr)
             return
         try:
-            board = merge([(p.name, load_board(p)) for p in jobs])
+            board, scores = merge([(str(p), *load_run(p)) for p in jobs])
+            md = write_merged(board, scores, jobs, sweep)
         except BenchError as e:
             print(f"bench: error: could not merge the sweep: {e}", file=sys.stderr)
             return
-        md = write_board(board, sweep)
         print("\n=== combined leaderboard of the sweep ===\n" + md + f"results: {sweep}")

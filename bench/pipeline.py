@@ -21,14 +21,14 @@ from bench.consensus import ClusterConsensus, ConsensusBuilder, ReferenceUnit
 from bench.data import Dataset
 from bench.facts import FactExtractor
 from bench.matching import Matcher
-from bench.report import SCHEMA_VERSION, leaderboard_rows, write_board
+from bench.report import DEFAULT_STATS, SCHEMA_VERSION, add_statistics, leaderboard_rows, write_board
 from bench.score import MAIN_METRIC, METRICS, ScoredInput, Scorer
 from bench.signature import data_hash, environment, stable_hash
 from bench.summarize import ReferenceAwareSummarizer, Summarizer
 from bench.types import BenchError, Document, Skip, Summary
 
 log = logging.getLogger("bench")
-NON_SEMANTIC_KEYS = ("results_dir", "run_name", "hydra", "cache")
+NON_SEMANTIC_KEYS = ("results_dir", "run_name", "hydra", "cache", "html")
 
 
 def build_parts(cfg: DictConfig) -> dict[str, Any]:
@@ -186,8 +186,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "bench_version": _version(), "config_hash": stable_hash(semantic), "data_hash": dh,
         "scorer_hash": stable_hash(scorer_settings), **environment(),
     }
+    stats = {**DEFAULT_STATS, **(resolved.get("stats") or {})}
+    signature["bootstrap"] = {k: stats[k] for k in ("seed", "resamples", "confidence", "alpha")}
     signature["signature_string"] = (f"bench:{signature['bench_version']}|data:{dh}|scorer:{signature['scorer_hash']}"
-                                     f"|cfg:{signature['config_hash']}|git:{(signature['git']['commit'] or 'none')[:12]}"
+                                     f"|cfg:{signature['config_hash']}|boot:{stats['resamples']}@{stats['seed']}"
+                                     f"|git:{(signature['git']['commit'] or 'none')[:12]}"
                                      + ("+dirty" if signature["git"]["dirty"] else ""))
     board = {
         "schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -202,11 +205,16 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     }
     for r in board["rows"]:
         r["throughput"] = throughput[r["summarizer"]]
+    add_statistics(board, score_rows, stats)
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     with open(out_dir / "skipped.jsonl", "w") as fh:
         for s in skips:
             fh.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
     write_board(board, out_dir)
+    if cfg.get("html", True):
+        from bench.html_report import write_html
+
+        write_html(out_dir)
     return board
 
 

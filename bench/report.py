@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.score import MAIN_METRIC, METRICS
-from bench.stats import as_values
+from bench.stats import as_values, cluster_bootstrap_ci, paired_test
 from bench.types import BenchError
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+DEFAULT_STATS = {"seed": 0, "resamples": 1000, "confidence": 0.95, "alpha": 0.05}
+RUN_FILES = ("articles.jsonl", "consensus.jsonl", "sources.jsonl")  # identical across runs with equal data and scorer
 DISPLAY = {"consensus_recall": "cons. recall", "consensus_precision": "cons. prec.", "unsupported_rate": "unsupported",
            "rouge1": "R-1", "rouge2": "R-2", "rougeLsum": "R-Lsum", "length_words": "words", "compression": "compr."}
 
@@ -35,35 +37,82 @@ def leaderboard_rows(score_rows: Sequence[dict[str, Any]], identities: dict[str,
     return rows
 
 
-def merge(boards: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+def add_statistics(board: dict[str, Any], score_rows: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:
+    """Seeded cluster-bootstrap CIs for every metric of every row, and paired cluster-bootstrap tests on
+    the main metric: every pair of rows (`comparisons`) and each row against the next-ranked one
+    (`vs_next`, which the Markdown and HTML mark as significant or not)."""
+    seed, n, conf, alpha = stats["seed"], stats["resamples"], stats["confidence"], stats["alpha"]
+    values = {r["summarizer"]: {m: as_values(score_rows, r["summarizer"], m) for m in board["metrics"]}
+              for r in board["rows"]}
+    for r in board["rows"]:
+        r["ci"] = {}
+        for m in board["metrics"]:
+            v = values[r["summarizer"]][m]
+            ci = cluster_bootstrap_ci(v, n, seed, conf) if v else None
+            r["ci"][m] = {"low": ci.low, "high": ci.high, "n_clusters": ci.n_clusters} if ci else None
+    main = board["main_metric"]
+    comparisons = []
+    rows = board["rows"]
+    for i, upper in enumerate(rows):
+        for lower in rows[i + 1:]:
+            a, b = values[lower["summarizer"]][main], values[upper["summarizer"]][main]
+            if not set(a) & set(b):
+                comparisons.append({"better": upper["summarizer"], "worse": lower["summarizer"], "difference": None,
+                                    "low": None, "high": None, "p_value": None, "significant": None, "n": 0})
+                continue
+            t = paired_test(a, b, n, seed, conf)
+            comparisons.append({"better": upper["summarizer"], "worse": lower["summarizer"], "difference": t.difference,
+                                "low": t.low, "high": t.high, "p_value": t.p_value,
+                                "significant": t.p_value < alpha, "n": t.n, "n_clusters": t.n_clusters})
+    by_pair = {(c["better"], c["worse"]): c for c in comparisons}
+    for i, r in enumerate(rows):
+        r["vs_next"] = (dict(by_pair[(r["summarizer"], rows[i + 1]["summarizer"])])
+                        if i + 1 < len(rows) else None)
+    board["comparisons"] = comparisons
+    board["statistics"] = {"method": "percentile bootstrap resampling whole clusters", "metric_tested": main,
+                           "paired_test": "difference: exact mean and paired cluster-bootstrap CI; p: two-sided "
+                                          "sign-flip permutation test over clusters (exact up to 16 clusters)",
+                           **{k: stats[k] for k in ("seed", "resamples", "confidence", "alpha")}}
+
+
+def merge(boards: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]]) -> tuple[dict[str, Any], list[dict]]:
     """Merge leaderboards (label, board). Refuses differing data or scorer settings; a summarizer in
     several runs is taken from the newest run, and the merge says so under `notes`."""
     if not boards:
         raise BenchError("no leaderboards to merge")
-    first_label, first = boards[0]
-    for label, b in boards[1:]:
-        for key in ("data_hash", "scorer_hash"):
-            if b["signature"][key] != first["signature"][key]:
+    first_label, first, _ = boards[0]
+    for label, b, _ in boards[1:]:
+        for key in ("data_hash", "scorer_hash", "bootstrap"):
+            if b["signature"].get(key) != first["signature"].get(key):
                 raise BenchError(f"cannot merge {label} with {first_label}: their {key} differ "
-                                 f"({b['signature'][key]} vs {first['signature'][key]}); "
-                                 "runs must use the same data and scorer settings")
-    chosen: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+                                 f"({b['signature'].get(key)} vs {first['signature'].get(key)}); "
+                                 "runs must use the same data, scorer and statistics settings")
+    chosen: dict[str, tuple[str, dict[str, Any], dict[str, Any], list[dict]]] = {}
     notes = []
-    for label, b in sorted(boards, key=lambda lb: lb[1]["created"]):
+    for label, b, scores in sorted(boards, key=lambda lb: lb[1]["created"]):
         for row in b["rows"]:
             if row["summarizer"] in chosen:
                 notes.append(f"{row['summarizer']}: in {chosen[row['summarizer']][0]} and {label}; kept the newer, {label}")
-            chosen[row["summarizer"]] = (label, b, row)
-    rows = [dict(row, run=label) for label, _, row in chosen.values()]
+            chosen[row["summarizer"]] = (label, b, row, scores)
+    rows = [dict(row, run=label) for label, _, row, _ in chosen.values()]
     rows.sort(key=lambda r: (r["means"][MAIN_METRIC] is None, -(r["means"][MAIN_METRIC] or 0.0), r["summarizer"]))
-    newest = max(b["created"] for _, b in boards)
+    score_rows = [r for name, (_, _, _, scores) in chosen.items() for r in scores if r["summarizer"] == name]
+    newest = max(b["created"] for _, b, _ in boards)
     sig = dict(first["signature"])
-    sig["config_hash"] = sorted({b["signature"]["config_hash"] for _, b in boards})
-    return {
+    sig["config_hash"] = sorted({h for _, b, _ in boards for h in _as_list(b["signature"]["config_hash"])})
+    board = {
         "schema_version": SCHEMA_VERSION, "created": newest, "signature": sig, "main_metric": MAIN_METRIC,
-        "metrics": list(METRICS), "rows": rows, "runs": [label for label, _ in boards], "notes": notes,
-        "skipped": [s for _, b in boards[:1] for s in b.get("skipped", [])],
+        "metrics": list(METRICS), "rows": rows, "dataset": first.get("dataset"),
+        "throughput": {r["summarizer"]: r.get("throughput") for r in rows},
+        "runs": [label for label, _, _ in boards], "notes": notes,
+        "skipped": list(first.get("skipped", [])),
     }
+    add_statistics(board, score_rows, sig["bootstrap"])
+    return board, score_rows
+
+
+def _as_list(x: Any) -> list[str]:
+    return [x] if isinstance(x, str) else list(x)
 
 
 def _fmt(value: Any, metric: str) -> str:
@@ -76,16 +125,27 @@ def _fmt(value: Any, metric: str) -> str:
 
 def to_markdown(board: dict[str, Any]) -> str:
     metrics = board["metrics"]
-    head = ["#", "summarizer", *[DISPLAY.get(m, m) for m in metrics], "scored", "failed"]
+    main = board["main_metric"]
+    conf = int(round(100 * board.get("statistics", {}).get("confidence", 0.95)))
+    head = ["#", "summarizer", f"{DISPLAY.get(main, main)} [{conf}% CI]", "> next",
+            *[DISPLAY.get(m, m) for m in metrics if m != main], "scored", "failed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---:"] + [":---"] + ["---:"] * (len(head) - 2)) + "|"]
     for i, r in enumerate(board["rows"], start=1):
-        cells = [str(i), r["summarizer"], *[_fmt(r["means"][m], m) for m in metrics],
+        ci = (r.get("ci") or {}).get(main)
+        main_cell = _fmt(r["means"][main], main) + (f" [{ci['low']:.3f}, {ci['high']:.3f}]" if ci else "")
+        cells = [str(i), r["summarizer"], main_cell, _significance(r.get("vs_next")),
+                 *[_fmt(r["means"][m], m) for m in metrics if m != main],
                  f"{r['n_scored']}/{r['n_articles']}", str(r["n_failed"])]
         lines.append("| " + " | ".join(cells) + " |")
     sig = board["signature"]
     cfg = sig["config_hash"] if isinstance(sig["config_hash"], str) else ",".join(sig["config_hash"])
-    out = [f"## bench leaderboard ({MAIN_METRIC} first)", "", *lines, "",
-           f"Signature: `{sig['signature_string']}` (config {cfg})", ""]
+    out = [f"## bench leaderboard ({main} first)", "", *lines, ""]
+    if board.get("statistics"):
+        st = board["statistics"]
+        out += [f"CIs: {st['confidence']:.0%} percentile bootstrap over clusters ({st['resamples']} resamples, seed "
+                f"{st['seed']}). `> next`: paired test against the next row on {main} (cluster sign-flip permutation); "
+                f"✓ = significant at p < {st['alpha']}, · = not.", ""]
+    out += [f"Signature: `{sig['signature_string']}` (config {cfg})", ""]
     if board.get("skipped"):
         out.append(f"Skipped: {len(board['skipped'])} item(s): " + "; ".join(
             f"{s['cluster_id']}/{s.get('article_id') or '*'} ({s['stage']}: {s['reason']})" for s in board["skipped"]))
@@ -99,10 +159,60 @@ def to_markdown(board: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _significance(vs_next: dict[str, Any] | None) -> str:
+    if not vs_next:
+        return ""
+    if vs_next["p_value"] is None:
+        return "n/a"
+    return f"{'✓' if vs_next['significant'] else '·'} p={vs_next['p_value']:.3f}"
+
+
 def write_board(board: dict[str, Any], out_dir: Path) -> str:
     (out_dir / "leaderboard.json").write_text(json.dumps(board, indent=2, ensure_ascii=False) + "\n")
     md = to_markdown(board)
     (out_dir / "leaderboard.md").write_text(md)
+    return md
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise BenchError(f"{path} is missing (is {path.parent} a finished bench run directory?)")
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise BenchError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+    return rows
+
+
+def load_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A run (or merge) directory: its leaderboard and its per-article scores."""
+    return load_board(run_dir), read_jsonl(Path(run_dir) / "scores.jsonl")
+
+
+def write_merged(board: dict[str, Any], score_rows: list[dict], sources: Sequence[Path], out_dir: Path) -> str:
+    """A merge directory holds the same files as a run, so it can be merged, compared and reported again."""
+    import shutil
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chosen = {(r["summarizer"], r["run"]) for r in board["rows"]}
+    with open(out_dir / "scores.jsonl", "w") as fh:
+        for r in score_rows:
+            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    with open(out_dir / "summaries.jsonl", "w") as fh:
+        for src in sources:
+            for r in read_jsonl(Path(src) / "summaries.jsonl"):
+                if (r["summarizer"], str(src)) in chosen:
+                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    for name in RUN_FILES:
+        if (Path(sources[0]) / name).is_file() and Path(sources[0]).resolve() != out_dir.resolve():
+            shutil.copyfile(Path(sources[0]) / name, out_dir / name)
+    md = write_board(board, out_dir)
+    from bench.html_report import write_html
+
+    write_html(out_dir)
     return md
 
 
@@ -114,6 +224,6 @@ def load_board(run_dir: Path) -> dict[str, Any]:
         board = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise BenchError(f"{path}: not valid JSON ({e.msg})") from None
-    if str(board.get("schema_version", "")).split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+    if str(board.get("schema_version", "")) != SCHEMA_VERSION:
         raise BenchError(f"{path}: schema_version {board.get('schema_version')!r} is not {SCHEMA_VERSION}")
     return board

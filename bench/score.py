@@ -61,10 +61,13 @@ class Scorer:
         if facts and ref:
             in_consensus = self._supported(facts, [f.text for r in ref for f in r.unit.facts])
             metrics["consensus_precision"] = sum(in_consensus) / len(facts)
+        unsupported = []
         if facts:
             sources = [s.text for d in cluster_docs for s in d.sentences]
             supported = self._supported(facts, sources)
             metrics["unsupported_rate"] = 1 - sum(supported) / len(facts)
+            unsupported = [{"text": f.text, "start": f.start, "end": f.end}
+                           for f, ok in zip(item.summary_facts, supported) if not ok]
         if ref and item.summary_sentences:
             metrics.update(self.rouge([r.unit.text for r in ref], item.summary_sentences))
         n_words = sum(len(s.split()) for s in item.summary_sentences)
@@ -79,6 +82,7 @@ class Scorer:
             "n_summary_facts": len(facts),
             "covered_units": [r.unit.id for r, c in zip(attainable, covered) if c],
             "missed_units": [r.unit.id for r, c in zip(attainable, covered) if not c],
+            "unsupported_facts": unsupported,
         }
 
     def _covered(self, summary_sentences: Sequence[str], units: Sequence[ReferenceUnit]) -> list[bool]:

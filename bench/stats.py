@@ -25,7 +25,7 @@ class PairedResult:
     difference: float  # mean(b) - mean(a), exact, over shared articles
     low: float
     high: float
-    p_value: float     # two-sided, from the paired cluster bootstrap
+    p_value: float     # two-sided, cluster sign-flip permutation test
     n: int
     n_clusters: int
 
@@ -64,19 +64,38 @@ def cluster_bootstrap_ci(values: Mapping[tuple[str, str], float], n_resamples: i
     return _bootstrap(values, n_resamples, seed, confidence)[0]
 
 
-def paired_bootstrap(a: Mapping[tuple[str, str], float], b: Mapping[tuple[str, str], float],
-                     n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> PairedResult:
-    """Paired comparison of two systems on the articles both have values for, resampling clusters.
+EXACT_PERMUTATION_MAX_CLUSTERS = 16
 
-    The p-value is two-sided: twice the smaller share of resampled differences on either side of 0
-    (capped at 1), with the observed resample counted so that p is never 0."""
+
+def cluster_sign_flip_p(values: Mapping[tuple[str, str], float], n_resamples: int = 10000, seed: int = 0) -> float:
+    """Two-sided p-value that paired differences have mean 0, by flipping the sign of whole clusters'
+    differences (a permutation test that respects clustering). Exact over all 2^C flips for C <= 16
+    clusters, else `n_resamples` seeded random flips with p = (hits + 1) / (n + 1). With few clusters p
+    cannot be small (2 clusters: p >= 0.5), which is the honest answer."""
+    sums, counts = _grouped(values)
+    total, observed = counts.sum(), abs(sums.sum())
+    tolerance = 1e-12 * max(1.0, float(np.abs(sums).sum()))
+    if len(sums) <= EXACT_PERMUTATION_MAX_CLUSTERS:
+        signs = 1 - 2 * ((np.arange(2 ** len(sums))[:, None] >> np.arange(len(sums))) & 1)
+        stats = np.abs(signs @ sums)
+        return float(np.mean(stats >= observed - tolerance))
+    rng = np.random.default_rng(seed)
+    signs = rng.choice([-1.0, 1.0], size=(n_resamples, len(sums)))
+    hits = np.sum(np.abs(signs @ sums) >= observed - tolerance)
+    return float((hits + 1) / (n_resamples + 1)) if total else 1.0
+
+
+def paired_test(a: Mapping[tuple[str, str], float], b: Mapping[tuple[str, str], float],
+                n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95) -> PairedResult:
+    """Paired comparison of two systems on the articles both have values for: the exact mean difference
+    (b - a), its paired cluster-bootstrap CI, and the cluster sign-flip permutation p-value."""
     shared = sorted(set(a) & set(b))
     if not shared:
         raise BenchError("the two systems share no scored article")
-    ci, means = _bootstrap({k: float(b[k]) - float(a[k]) for k in shared}, n_resamples, seed, confidence)
-    below = (np.sum(means <= 0) + 1) / (n_resamples + 1)
-    above = (np.sum(means >= 0) + 1) / (n_resamples + 1)
-    return PairedResult(ci.mean, ci.low, ci.high, float(min(1.0, 2 * min(below, above))), ci.n, ci.n_clusters)
+    diffs = {k: float(b[k]) - float(a[k]) for k in shared}
+    ci = _bootstrap(diffs, n_resamples, seed, confidence)[0]
+    return PairedResult(ci.mean, ci.low, ci.high, cluster_sign_flip_p(diffs, max(n_resamples, 10000), seed),
+                        ci.n, ci.n_clusters)
 
 
 def as_values(rows: Sequence[Mapping], summarizer: str, metric: str) -> dict[tuple[str, str], float]:

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.stats import cluster_bootstrap_ci, paired_bootstrap
+from bench.stats import cluster_bootstrap_ci, cluster_sign_flip_p, paired_test
 from bench.types import BenchError
 
 
@@ -33,17 +33,27 @@ def test_cluster_resampling_is_wider_than_article_resampling():
     assert by_cluster.high - by_cluster.low > 1.5 * (as_singletons.high - as_singletons.low)
 
 
-def test_paired_bootstrap_detects_a_consistent_drop_and_not_noise():
+def test_paired_test_detects_a_consistent_drop_and_not_noise():
     base = _values(seed=1)
     worse = {k: x - 0.05 for k, x in base.items()}
-    r = paired_bootstrap(base, worse, n_resamples=999, seed=0)
-    assert r.difference == pytest.approx(-0.05) and r.high < 0 and r.p_value <= 0.002
-    same = paired_bootstrap(base, dict(base), n_resamples=999, seed=0)
+    r = paired_test(base, worse, n_resamples=999, seed=0)
+    assert r.difference == pytest.approx(-0.05) and r.high < 0
+    assert r.p_value == pytest.approx(2 / 2 ** 8)  # exact: only the all-same-sign flips are as extreme
+    same = paired_test(base, dict(base), n_resamples=999, seed=0)
     assert same.difference == 0 and same.p_value == 1.0
+    noise = paired_test(base, {k: x + (0.03 if int(k[0][1:]) % 2 else -0.03) for k, x in base.items()})
+    assert noise.p_value > 0.5
+
+
+def test_sign_flip_is_honest_with_few_clusters_and_seeded_with_many():
+    two = {("c0", "a"): 0.1, ("c1", "a"): 0.2}
+    assert cluster_sign_flip_p(two) == 0.5  # 2 clusters can never give p < 0.05
+    many = {(f"c{i}", "a"): 0.1 + 0.01 * i for i in range(20)}
+    assert cluster_sign_flip_p(many, 2000, seed=1) == cluster_sign_flip_p(many, 2000, seed=1) == 1 / 2001
 
 
 def test_empty_inputs_are_errors():
     with pytest.raises(BenchError):
         cluster_bootstrap_ci({})
     with pytest.raises(BenchError):
-        paired_bootstrap({("c", "a"): 1.0}, {("c", "b"): 1.0})
+        paired_test({("c", "a"): 1.0}, {("c", "b"): 1.0})
