@@ -1,0 +1,172 @@
+"""Leaderboard statistics, merging, `bench compare`, the HTML report (escaping, headless Chromium) and the
+leaderboard JSON Schema."""
+import itertools
+import json
+import os
+import shutil
+import subprocess
+
+import jsonschema
+import pytest
+
+from bench.data import FolderDataset
+from tests.conftest import REPO, run_cli
+
+SCHEMA = json.loads((REPO / "bench" / "schemas" / "leaderboard.schema.json").read_text())
+PWN_SCRIPT = "<script>document.body.setAttribute('data-pwned','script')</script>"
+PWN_IMG = "<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">"
+
+
+def subsets_dataset(path, extra_text=""):
+    """Overlapping clusters from the demo's two events (every 3 or more of each event's usable articles):
+    enough clusters for cluster-level tests to reach significance."""
+    rows = []
+    for cluster in FolderDataset().load():
+        arts = [a for a in cluster.articles if a.id != "social-embed"]
+        subsets = [s for size in range(3, len(arts) + 1) for s in itertools.combinations(arts, size)]
+        for n, subset in enumerate(subsets):
+            for a in subset:
+                rows.append({"cluster_id": f"{cluster.id}-{n}", "article_id": a.id, "source": a.source,
+                             "title": a.title + extra_text, "text": a.text + extra_text})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def run_dir(results):
+    return next(p.parent for p in sorted(results.rglob("leaderboard.json")))
+
+
+@pytest.fixture(scope="module")
+def subsets(tmp_path_factory):
+    return subsets_dataset(tmp_path_factory.mktemp("subsets") / "clusters.jsonl")
+
+
+@pytest.fixture(scope="module")
+def base_and_worse(subsets, tmp_path_factory):
+    """The same summarizer name twice: lead3, then a deliberately worse lead3 (k=1), as a bad pull request."""
+    root = tmp_path_factory.mktemp("compare")
+    common = ["dataset=jsonl", f"dataset.path={subsets}", "summarizer=lead3", f"cache.path={root / 'cache.sqlite'}"]
+    for name, extra in (("base", []), ("worse", ["summarizer.lead3.k=1"])):
+        proc = run_cli(*common, *extra, f"results_dir={root / name}")
+        assert proc.returncode == 0, proc.stderr
+    return run_dir(root / "base"), run_dir(root / "worse")
+
+
+def test_compare_fails_on_a_significant_regression_and_names_lost_facts(base_and_worse, tmp_path):
+    base, worse = base_and_worse
+    proc = run_cli("compare", str(base), str(worse), "--md", str(tmp_path / "c.md"), "--json", str(tmp_path / "c.json"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    result = json.loads((tmp_path / "c.json").read_text())
+    (s,) = result["summarizers"]
+    d = s["deltas"]["consensus_recall"]
+    assert result["regressed"] and s["regressed"] and d["regressed"] and d["difference"] < -0.01 and d["p_value"] < 0.05
+    assert d["high"] < 0
+    lost = [f["text"] for w in s["worse_articles"] for f in w["lost_facts"]]
+    assert lost and all(lost)
+    md = (tmp_path / "c.md").read_text()
+    assert md == proc.stdout.rstrip("\n") + "\n" or md in proc.stdout
+    assert "regression" in md and "lost: " + lost[0] in md
+    assert s["worse_clusters"]
+
+
+def test_compare_passes_without_regression_and_with_tolerance(base_and_worse):
+    base, worse = base_and_worse
+    same = run_cli("compare", str(base), str(base))
+    assert same.returncode == 0 and "no significant regression" in same.stdout
+    improved = run_cli("compare", str(worse), str(base))  # the fix: better, so the gate passes
+    assert improved.returncode == 0, improved.stdout
+    tolerant = run_cli("compare", str(base), str(worse), "--tolerance", "0.9")
+    assert tolerant.returncode == 0
+    other_metric = run_cli("compare", str(base), str(worse), "--metric", "length_words")
+    assert other_metric.returncode == 2 and "cannot gate" in other_metric.stderr
+
+
+def test_compare_refuses_runs_on_different_data(base_and_worse, demo_run):
+    base, _ = base_and_worse
+    proc = run_cli("compare", str(base), str(demo_run[0]))
+    assert proc.returncode == 2 and "data_hash differs" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_multirun_of_three_gives_merged_leaderboard_with_cis_and_significance(subsets, tmp_path):
+    proc = run_cli("-m", "summarizer=lead3,random3,textrank", "dataset=jsonl", f"dataset.path={subsets}",
+                   f"results_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    sweep = next(p for p in tmp_path.iterdir() if p.is_dir())
+    board = json.loads((sweep / "leaderboard.json").read_text())
+    jsonschema.validate(board, SCHEMA)
+    assert sorted(r["summarizer"] for r in board["rows"]) == ["lead3", "random3", "textrank"]
+    for r in board["rows"]:
+        ci = r["ci"]["consensus_recall"]
+        assert ci["low"] <= r["means"]["consensus_recall"] <= ci["high"] and ci["n_clusters"] >= 10
+    assert [r["vs_next"] is None for r in board["rows"]] == [False, False, True]
+    assert len(board["comparisons"]) == 3 and all(c["p_value"] is not None for c in board["comparisons"])
+    md = (sweep / "leaderboard.md").read_text()
+    assert md.count(" p=") == 2 and ("✓" in md or "·" in md)
+    assert board["signature"]["bootstrap"] == {"seed": 0, "resamples": 1000, "confidence": 0.95, "alpha": 0.05}
+    # the merge directory is a run directory: scores, summaries, HTML, and it can be merged or compared again
+    for name in ("scores.jsonl", "summaries.jsonl", "consensus.jsonl", "articles.jsonl", "report.html"):
+        assert (sweep / name).is_file(), name
+    again = run_cli("leaderboard", str(sweep / "0"), str(sweep / "1"), str(sweep / "2"), "--out", str(tmp_path / "m"))
+    assert again.returncode == 0, again.stderr
+    merged = json.loads((tmp_path / "m" / "leaderboard.json").read_text())
+    assert [r["means"] for r in merged["rows"]] == [r["means"] for r in board["rows"]]
+    assert [r["ci"] for r in merged["rows"]] == [r["ci"] for r in board["rows"]]  # seeded: reproducible
+
+
+def test_merge_refuses_different_statistics_settings(subsets, tmp_path):
+    common = ["dataset=jsonl", f"dataset.path={subsets}", "summarizer=lead3", f"cache.path={tmp_path / 'c.sqlite'}"]
+    a = run_cli(*common, f"results_dir={tmp_path / 'a'}")
+    b = run_cli(*common, "stats.seed=1", f"results_dir={tmp_path / 'b'}")
+    assert a.returncode == b.returncode == 0
+    proc = run_cli("leaderboard", str(run_dir(tmp_path / "a")), str(run_dir(tmp_path / "b")))
+    assert proc.returncode == 2 and "bootstrap differ" in proc.stderr
+
+
+def test_leaderboard_json_matches_the_schema(demo_run):
+    jsonschema.validate(demo_run[1], SCHEMA)
+    broken = dict(demo_run[1], rows=[{**demo_run[1]["rows"][0], "n_failed": -1}])
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hostile")
+    data = subsets_dataset(root / "hostile.jsonl", extra_text=f" Officials said so. {PWN_SCRIPT} {PWN_IMG}")
+    proc = run_cli("dataset=jsonl", f"dataset.path={data}", "summarizer=[lead3,textrank]", f"results_dir={root / 'r'}")
+    assert proc.returncode == 0, proc.stderr
+    return run_dir(root / "r")
+
+
+def test_html_escapes_untrusted_text(hostile_run):
+    page = (hostile_run / "report.html").read_text()
+    assert "data-pwned" in page  # the planted text is shown ...
+    assert PWN_SCRIPT not in page and "<img src=x" not in page  # ... but never as markup
+    assert "&lt;script&gt;document.body.setAttribute(&#x27;data-pwned&#x27;" in page
+    assert page.count("<script>") == 1  # only the report's own sorting code
+    assert "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "https://" not in page
+
+
+def _chromium():
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        if os.environ.get("BENCH_REQUIRE_CHROMIUM"):
+            pytest.fail("chromium is required (BENCH_REQUIRE_CHROMIUM is set) but not installed")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return exe
+
+
+def _chromium_run(*args, timeout=90):
+    return subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                           *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_html_renders_in_headless_chromium_and_nothing_planted_runs(hostile_run, tmp_path):
+    url = (hostile_run / "report.html").as_uri()
+    dom = _chromium_run("--virtual-time-budget=3000", "--dump-dom", url).stdout
+    assert 'data-report-ready="1"' in dom  # the report's own script ran
+    assert "data-pwned=" not in dom.split("<body", 1)[1].split(">", 1)[0]  # the planted ones did not
+    assert '<table id="leaderboard"' in dom and '<svg id="chart"' in dom and "article-drill" in dom
+    shot = tmp_path / "report.png"
+    _chromium_run("--window-size=1400,1600", f"--screenshot={shot}", url)
+    assert shot.is_file() and shot.stat().st_size > 20_000
