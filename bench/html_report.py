@@ -233,7 +233,10 @@ def render(run_dir: Path) -> str:
         body.append(f'<section class="cluster"><h3>{e(cid)} <span class="meta">({len(units_by_cluster[cid])} '
                     "consensus units)</span></h3>")
         for art in arts_by_cluster[cid]:
-            body.append(_article(art, units_by_cluster[cid], names, scores[cid], summaries[cid]))
+            drill = _article(art, units_by_cluster[cid], names, scores[cid], summaries[cid])
+            if not any("<details class=\"article-drill\" open" in b for b in body) and not art.get("dropped"):
+                drill = drill.replace('<details class="article-drill"', '<details class="article-drill" open', 1)
+            body.append(drill)
         body.append("</section>")
     return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; "
