@@ -119,9 +119,39 @@ def report_command(argv: list[str]) -> None:
     print(f"report: {path}")
 
 
+def meta_eval_command(argv: list[str]) -> None:
+    from hydra.errors import HydraException
+    from hydra.utils import instantiate
+
+    from bench import metaeval
+
+    parser = argparse.ArgumentParser(prog="bench meta-eval", description=metaeval.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path, help="a directory in the REALSumm layout")
+    parser.add_argument("--matcher", default=None, help="a matcher config (default: the run default)")
+    parser.add_argument("--settings", default="human,auto", help="human, auto, or both (default human,auto)")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds by document (default 5)")
+    parser.add_argument("--out", type=Path, default=None, help="write JSON here (and Markdown beside it)")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. matcher.support_threshold=0.7")
+    args = parser.parse_args(argv)
+    settings = tuple(x.strip() for x in args.settings.split(",") if x.strip())
+    if set(settings) - {"human", "auto"} or not settings:
+        _fail(BenchError(f"--settings takes human and/or auto, not {args.settings!r}"))
+    try:
+        cfg = compose(([f"matcher={args.matcher}"] if args.matcher else []) + args.overrides)
+        matcher, extractor = instantiate(cfg.matcher), instantiate(cfg.facts)
+        result = metaeval.meta_evaluate(args.data, matcher, extractor, settings, args.folds)
+    except BenchError as e:
+        _fail(e)
+    except HydraException as e:
+        _fail(BenchError(str(e).splitlines()[0]))
+    print(metaeval.write(result, args.out))
+
+
 def main(argv: list[str] | None = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"leaderboard": leaderboard_command, "compare": compare_command, "report": report_command}
+    commands = {"leaderboard": leaderboard_command, "compare": compare_command, "report": report_command,
+                "meta-eval": meta_eval_command}
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     sys.argv = [sys.argv[0], *argv]

