@@ -64,18 +64,24 @@ class ConsensusBuilder:
     """Average-link clustering of facts over a sparse similarity graph.
 
     Candidate pairs come from blocking: only facts from different articles that share at least
-    `min_shared_words` content words are compared (an inverted index, so cost follows the number of
-    overlapping pairs, not all pairs). Articles whose copy or rewrite relation is detected are one source:
+    `min_shared_words` content words are compared (an inverted index; words found in more than
+    `max_postings` facts are not used for blocking), and each fact keeps only its `max_candidates`
+    partners with the most shared words. The matcher is therefore called O(facts × max_candidates)
+    times, not O(facts²). Articles whose copy or rewrite relation is detected are one source:
     a copy shares >= `copy_threshold` of its content-word bigrams; a rewrite shares >= `rewrite_threshold`
     of its vocabulary exclusively with the other article (words no third article of the cluster uses),
     and at least `rewrite_min_words` such words.
     """
 
     def __init__(self, matcher: Matcher, min_support: int = 2, min_shared_words: int = 2,
-                 copy_threshold: float = 0.5, rewrite_threshold: float = 0.12, rewrite_min_words: int = 10):
+                 copy_threshold: float = 0.5, rewrite_threshold: float = 0.12, rewrite_min_words: int = 10,
+                 max_postings: int = 50, max_candidates: int = 10):
         self.matcher = matcher
         self.min_support = min_support
         self.min_shared_words = min_shared_words
+        self.max_postings = max_postings
+        self.max_candidates = max_candidates
+        self.last_blocking: dict[str, int] = {}
         self.copy_threshold = copy_threshold
         self.rewrite_threshold = rewrite_threshold
         self.rewrite_min_words = rewrite_min_words
@@ -105,11 +111,26 @@ class ConsensusBuilder:
             for w in features(f.text).content:
                 index[w].append(i)
         shared: Counter[tuple[int, int]] = Counter()
+        too_common = 0
         for postings in index.values():
+            if len(postings) > self.max_postings:  # a word in this many facts does not discriminate
+                too_common += 1
+                continue
             for i, j in itertools.combinations(postings, 2):
                 if facts[i].article_id != facts[j].article_id:
                     shared[(i, j)] += 1
-        pairs = [p for p, n in shared.items() if n >= self.min_shared_words]
+        partners: dict[int, list[tuple[int, int]]] = defaultdict(list)
+        for (i, j), n in shared.items():
+            if n >= self.min_shared_words:
+                partners[i].append((n, j))
+                partners[j].append((n, i))
+        pairs = set()
+        for i, cands in partners.items():  # each fact keeps its max_candidates best-overlapping partners
+            for _, j in sorted(cands, key=lambda c: (-c[0], c[1]))[: self.max_candidates]:
+                pairs.add((min(i, j), max(i, j)))
+        pairs = sorted(pairs)
+        self.last_blocking = {"facts": len(facts), "all_pairs": len(facts) * (len(facts) - 1) // 2,
+                              "compared_pairs": len(pairs), "skipped_common_words": too_common}
         sims = self.matcher.similarity([(facts[i].text, facts[j].text) for i, j in pairs])
         edges = {p: s for p, s in zip(pairs, sims) if s > 0}
         return _average_link(len(facts), edges, self.matcher.align_threshold)

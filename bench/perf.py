@@ -2,11 +2,13 @@
 
   python -m bench.perf summarize   cold vs cached default run, batched vs one-at-a-time SmolLM2,
                                    and the harness's overhead beyond model calls
+  python -m bench.perf align       cross-article alignment time for clusters of 5, 20 and 80 articles
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -85,14 +87,72 @@ def batching_benchmark(batch_sizes: tuple[int, ...] = (16, 1)) -> dict[str, Any]
     return results
 
 
+def demo_like_cluster(n: int, seed: int = 0):
+    """n articles about the demo's bridge collapse: the demo's articles, cycled, each variant with its
+    sentences partly dropped and reordered (seeded), so that articles overlap without being copies."""
+    import random
+
+    from bench.clean import Cleaner
+    from bench.data import FolderDataset
+    from bench.types import Article
+
+    bridge = next(c for c in FolderDataset().load() if c.id == "port-alder-bridge")
+    cleaner = Cleaner()
+    texts = [cleaner.clean(a)[0].text for a in bridge.articles]
+    rng = random.Random(seed)
+    out = []
+    for k in range(n):
+        sents = [s for s in texts[k % len(texts)].replace("\n", " ").split(". ") if s.strip()]
+        if k >= len(texts):
+            sents = [s for s in sents if rng.random() > 0.25] or sents
+            rng.shuffle(sents)
+        out.append(Article(id=f"a{k:03d}", source=f"outlet{k:03d}", title="", text=". ".join(sents).rstrip(".") + "."))
+    return out
+
+
+def align_benchmark(sizes: tuple[int, ...] = (5, 20, 80), matchers: tuple[str, ...] = ("lexical", "embedding")):
+    """Time ConsensusBuilder.build (blocking, matcher calls, clustering, independence) per cluster size,
+    best of 3 after a warm-up build (so embeddings are cached: this times alignment, not encoding);
+    facts are extracted beforehand and not timed."""
+    from hydra.utils import instantiate
+
+    from bench.cli import compose
+    from bench.types import Document
+
+    results: dict[str, Any] = {}
+    for name in matchers:
+        cfg = compose([f"matcher={name}"])
+        extractor, matcher = instantiate(cfg.facts), instantiate(cfg.matcher)
+        builder = instantiate(cfg.consensus, matcher=matcher)
+        rows = []
+        for n in sizes:
+            arts = demo_like_cluster(n)
+            parsed = extractor.extract([(a.id, a.text) for a in arts])
+            docs = [Document("bench", a, a.text, p.sentences, p.facts) for a, p in zip(arts, parsed)]
+            builder.build("bench", docs)  # warm-up: model loading and embeddings are not alignment cost
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                cc = builder.build("bench", docs)
+                times.append(time.perf_counter() - t0)
+            seconds = min(times)
+            rows.append({"articles": n, "facts": builder.last_blocking["facts"], "seconds": round(seconds, 3),
+                         "compared_pairs": builder.last_blocking["compared_pairs"],
+                         "all_pairs": builder.last_blocking["all_pairs"], "units": len(cc.units)})
+        for a, b in zip(rows, rows[1:]):
+            b["growth_exponent_vs_previous"] = round(math.log(b["seconds"] / a["seconds"]) / math.log(b["facts"] / a["facts"]), 2)
+        results[name] = rows
+    return results
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("which", choices=["summarize"])
+    ap.add_argument("which", choices=["summarize", "align"])
     ap.add_argument("--out", default="results/perf")
     args = ap.parse_args(argv)
-    result = {"benchmark": args.which, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              **summarize_benchmark()}
+    run = {"summarize": summarize_benchmark, "align": lambda: {"clusters": align_benchmark()}}[args.which]
+    result = {"benchmark": args.which, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **run()}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.which}.json").write_text(json.dumps(result, indent=2) + "\n")
