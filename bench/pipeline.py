@@ -31,15 +31,26 @@ log = logging.getLogger("bench")
 NON_SEMANTIC_KEYS = ("results_dir", "run_name", "hydra", "cache", "html")
 
 
+def _build(node: DictConfig, what: str, **kwargs: Any) -> Any:
+    """instantiate(), with a constructor's complaint (a bad value in a config) as a BenchError."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        raise BenchError(f"config '{what}': {cause}") from None
+
+
 def build_parts(cfg: DictConfig) -> dict[str, Any]:
     """Instantiate every configured part. Constructors are cheap: nothing loads here."""
-    matcher: Matcher = instantiate(cfg.matcher)
+    matcher: Matcher = _build(cfg.matcher, "matcher")
     parts = {
-        "dataset": instantiate(cfg.dataset),
-        "cleaner": instantiate(cfg.clean),
-        "facts": instantiate(cfg.facts),
+        "dataset": _build(cfg.dataset, "dataset"),
+        "cleaner": _build(cfg.clean, "clean"),
+        "facts": _build(cfg.facts, "facts"),
         "matcher": matcher,
-        "consensus": instantiate(cfg.consensus, matcher=matcher),
+        "consensus": _build(cfg.consensus, "consensus", matcher=matcher),
         "scorer": Scorer(matcher, **OmegaConf.to_container(cfg.score, resolve=True)),
     }
     if not cfg.summarizer:
@@ -54,7 +65,7 @@ def build_parts(cfg: DictConfig) -> dict[str, Any]:
 
 def _summarizer(name: str, node: DictConfig, matcher: Matcher) -> Summarizer:
     extra = {"matcher": matcher} if "matcher" in node and node.matcher is None else {}
-    s = instantiate(node, name=name, **extra)
+    s = _build(node, f"summarizer.{name}", name=name, **extra)
     if not isinstance(s, Summarizer):
         raise BenchError(f"summarizer '{name}' built a {type(s).__name__}, not a Summarizer")
     return s

@@ -83,3 +83,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
                         "bad.jsonl:2: malformed JSON")
     _assert_clean_error(run_cli("summarizer=nope", f"results_dir={tmp_path}"), "Could not find 'summarizer/nope'")
     _assert_clean_error(run_cli("matcher.align_treshold=0.3", f"results_dir={tmp_path}"), "align_treshold")
+    _assert_clean_error(run_cli("matcher.alignment=foo", f"results_dir={tmp_path}"), "alignment must be one of")
+    _assert_clean_error(run_cli("summarizer=smollm2", "summarizer.smollm2.overflow=x", f"results_dir={tmp_path}"),
+                        "overflow must be one of")
+    _assert_clean_error(run_cli("report", str(tmp_path / "nope")), "no leaderboard.json")

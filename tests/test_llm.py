@@ -207,3 +207,42 @@ def test_real_smollm2_in_the_default_run(demo_run):
     assert row["n_scored"] == 9 and row["n_failed"] == 0 and row["means"]["consensus_recall"] is not None
     t = board["throughput"]["smollm2"]
     assert t["generated_tokens"] > 0 and t["generated_tokens_per_second"] > 0
+
+
+def test_vllm_backend_code_path_with_a_stand_in_engine(tiny, docs, monkeypatch):
+    """No GPU or vLLM here: a stand-in `vllm` module checks what bench sends to the engine and reads back."""
+    import types
+
+    from transformers import AutoTokenizer
+
+    from bench.llm import VLLMSummarizer
+
+    calls = {}
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    class LLM:
+        def __init__(self, model, revision=None, seed=0, **engine):
+            calls["init"] = dict(model=model, revision=revision, seed=seed, **engine)
+            self.tok = AutoTokenizer.from_pretrained(model)
+
+        def get_tokenizer(self):
+            return self.tok
+
+        def chat(self, conversations, params, use_tqdm=False):
+            calls.setdefault("batches", []).append(len(conversations))
+            calls["params"] = params.kw
+            out = types.SimpleNamespace
+            return [out(outputs=[out(text=f" summary of: {c[-1]['content'][-20:]}", token_ids=[1, 2, 3])])
+                    for c in conversations]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams))
+    s = VLLMSummarizer("v", model=tiny["llama"], max_input_tokens=120, batch_size=4, engine={"max_model_len": 512})
+    out = s.summarize(docs)
+    assert calls["init"]["max_model_len"] == 512 and calls["params"] == {"temperature": 0.0, "max_tokens": 128,
+                                                                          "seed": None}
+    assert calls["batches"] == [4, 4, 1]
+    assert all(o.ok and o.text.startswith("summary of:") and o.meta["generated_tokens"] == 3 for o in out)
+    assert any(o.meta["truncated"] for o in out) and s.cacheable
