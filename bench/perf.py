@@ -47,6 +47,7 @@ def summarize_benchmark(model_summarizers: tuple[str, ...] = ("smollm2",)) -> di
         },
         "cold_throughput": {m: cold["throughput"][m] for m in model_summarizers},
         "batching": batching_benchmark(),
+        "overhead_at_scale": overhead_at_scale(),
     }
     return out
 
@@ -85,6 +86,38 @@ def batching_benchmark(batch_sizes: tuple[int, ...] = (16, 1)) -> dict[str, Any]
     results["speedup_seconds"] = round(b["seconds"] / a["seconds"], 2)
     results["speedup_tokens_per_second"] = round(a["tokens_per_second"] / b["tokens_per_second"], 2)
     return results
+
+
+def demo_subset_clusters(path: Path, extra_text: str = "") -> Path:
+    """A JSONL dataset of overlapping clusters from the demo's two events (every 3 or more of each event's
+    usable articles: 21 clusters, 71 articles), for measurements and tests that need many clusters."""
+    import itertools
+
+    from bench.data import FolderDataset
+
+    rows = []
+    for cluster in FolderDataset().load():
+        arts = [a for a in cluster.articles if a.id != "social-embed"]
+        subsets = [s for size in range(3, len(arts) + 1) for s in itertools.combinations(arts, size)]
+        for n, subset in enumerate(subsets):
+            for a in subset:
+                rows.append({"cluster_id": f"{cluster.id}-{n}", "article_id": a.id, "source": a.source,
+                             "title": a.title + extra_text, "text": a.text + extra_text})
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def overhead_at_scale() -> dict[str, Any]:
+    """The default summarizers, cold, on the 71-article demo-subsets dataset: the harness's fixed costs
+    (imports, model-independent stages) spread over more articles."""
+    tmp = Path(tempfile.mkdtemp(prefix="bench-perf-scale-"))
+    data = demo_subset_clusters(tmp / "clusters.jsonl")
+    wall, board = _bench_run(tmp / "run", tmp / "cache.sqlite", "dataset=jsonl", f"dataset.path={data}")
+    model_s = board["timings"]["summarize_s"]["smollm2"]
+    return {"articles": board["dataset"]["n_scored_articles"], "clusters": board["dataset"]["n_scored_clusters"],
+            "cold_seconds": round(wall, 3), "model_seconds": round(model_s, 3),
+            "harness_fraction": round((wall - model_s) / wall, 4), "stage_seconds": board["timings"],
+            "smollm2_throughput": board["throughput"]["smollm2"]}
 
 
 def demo_like_cluster(n: int, seed: int = 0):

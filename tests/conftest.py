@@ -74,3 +74,27 @@ def build_docs(path):
             docs.append(Document(cluster.id, a, ca.text, p.sentences, p.facts))
         out[cluster.id] = (docs, builder.build(cluster.id, docs))
     return out, matcher
+
+
+def run_dir(results: Path) -> Path:
+    return next(p.parent for p in sorted(results.rglob("leaderboard.json")))
+
+
+@pytest.fixture(scope="session")
+def subsets(tmp_path_factory):
+    from bench.perf import demo_subset_clusters
+
+    return demo_subset_clusters(tmp_path_factory.mktemp("subsets") / "clusters.jsonl")
+
+
+@pytest.fixture(scope="session")
+def base_and_worse(subsets, tmp_path_factory):
+    """The same summarizer name twice: lead3, then a deliberately worse lead3 (k=1), as a bad pull request."""
+    root = tmp_path_factory.mktemp("compare")
+    common = ["dataset=jsonl", f"dataset.path={subsets}", "summarizer=lead3", f"cache.path={root / 'cache.sqlite'}"]
+    for name, extra in (("base", []), ("worse", ["summarizer.lead3.k=1"])):
+        proc = run_cli(*common, *extra, f"results_dir={root / name}")
+        assert proc.returncode == 0, proc.stderr
+    return run_dir(root / "base"), run_dir(root / "worse")
+
+

@@ -1,6 +1,5 @@
 """Leaderboard statistics, merging, `bench compare`, the HTML report (escaping, headless Chromium) and the
 leaderboard JSON Schema."""
-import itertools
 import json
 import os
 import shutil
@@ -9,47 +8,12 @@ import subprocess
 import jsonschema
 import pytest
 
-from bench.data import FolderDataset
-from tests.conftest import REPO, run_cli
+from bench.perf import demo_subset_clusters
+from tests.conftest import REPO, run_cli, run_dir
 
 SCHEMA = json.loads((REPO / "bench" / "schemas" / "leaderboard.schema.json").read_text())
 PWN_SCRIPT = "<script>document.body.setAttribute('data-pwned','script')</script>"
 PWN_IMG = "<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">"
-
-
-def subsets_dataset(path, extra_text=""):
-    """Overlapping clusters from the demo's two events (every 3 or more of each event's usable articles):
-    enough clusters for cluster-level tests to reach significance."""
-    rows = []
-    for cluster in FolderDataset().load():
-        arts = [a for a in cluster.articles if a.id != "social-embed"]
-        subsets = [s for size in range(3, len(arts) + 1) for s in itertools.combinations(arts, size)]
-        for n, subset in enumerate(subsets):
-            for a in subset:
-                rows.append({"cluster_id": f"{cluster.id}-{n}", "article_id": a.id, "source": a.source,
-                             "title": a.title + extra_text, "text": a.text + extra_text})
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    return path
-
-
-def run_dir(results):
-    return next(p.parent for p in sorted(results.rglob("leaderboard.json")))
-
-
-@pytest.fixture(scope="module")
-def subsets(tmp_path_factory):
-    return subsets_dataset(tmp_path_factory.mktemp("subsets") / "clusters.jsonl")
-
-
-@pytest.fixture(scope="module")
-def base_and_worse(subsets, tmp_path_factory):
-    """The same summarizer name twice: lead3, then a deliberately worse lead3 (k=1), as a bad pull request."""
-    root = tmp_path_factory.mktemp("compare")
-    common = ["dataset=jsonl", f"dataset.path={subsets}", "summarizer=lead3", f"cache.path={root / 'cache.sqlite'}"]
-    for name, extra in (("base", []), ("worse", ["summarizer.lead3.k=1"])):
-        proc = run_cli(*common, *extra, f"results_dir={root / name}")
-        assert proc.returncode == 0, proc.stderr
-    return run_dir(root / "base"), run_dir(root / "worse")
 
 
 def test_compare_fails_on_a_significant_regression_and_names_lost_facts(base_and_worse, tmp_path):
@@ -132,7 +96,7 @@ def test_leaderboard_json_matches_the_schema(demo_run):
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
-    data = subsets_dataset(root / "hostile.jsonl", extra_text=f" Officials said so. {PWN_SCRIPT} {PWN_IMG}")
+    data = demo_subset_clusters(root / "hostile.jsonl", extra_text=f" Officials said so. {PWN_SCRIPT} {PWN_IMG}")
     proc = run_cli("dataset=jsonl", f"dataset.path={data}", "summarizer=[lead3,textrank]", f"results_dir={root / 'r'}")
     assert proc.returncode == 0, proc.stderr
     return run_dir(root / "r")

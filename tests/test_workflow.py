@@ -8,7 +8,6 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.test_report import base_and_worse, subsets  # noqa: F401 - shared module fixtures
 
 WORKFLOW = yaml.safe_load((REPO / ".github" / "workflows" / "bench.yml").read_text())
 STEPS = {s.get("name"): s for s in WORKFLOW["jobs"]["bench"]["steps"]}
@@ -33,7 +32,7 @@ def run_step(name, workdir, env):
 
 
 @pytest.fixture
-def workspace(tmp_path, base_and_worse):  # noqa: F811
+def workspace(tmp_path, base_and_worse):
     base, worse = base_and_worse
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
