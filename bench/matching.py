@@ -106,6 +106,24 @@ class Matcher(ABC):
         return {"name": self.name, "align_threshold": self.align_threshold,
                 "support_threshold": self.support_threshold, "alignment": self.alignment}
 
+    def covers(self, sentences: Sequence[str], units: Sequence[Sequence[str]]) -> list[bool]:
+        """Does a text (given as its sentences) state each unit? A unit (its member facts' texts) is covered
+        when the whole text, or one of its sentences, supports one of its facts. Scoring and the oracle
+        both decide coverage here."""
+        if not units or not sentences:
+            return [False] * len(units)
+        premises = list(dict.fromkeys([" ".join(sentences), *sentences]))
+        pairs, owners = [], []
+        for u, facts in enumerate(units):
+            for f in facts:
+                for p in premises:
+                    pairs.append((p, f))
+                    owners.append(u)
+        best = [0.0] * len(units)
+        for u, score in zip(owners, self.support(pairs)):
+            best[u] = max(best[u], score)
+        return [b >= self.support_threshold for b in best]
+
 
 class LexicalMatcher(Matcher):
     """Content-word recall of the hypothesis in the premise, with entity and number agreement.

@@ -86,20 +86,7 @@ class Scorer:
         }
 
     def _covered(self, summary_sentences: Sequence[str], units: Sequence[ReferenceUnit]) -> list[bool]:
-        """A unit is covered when the whole summary, or one of its sentences, supports one of its facts."""
-        if not units or not summary_sentences:
-            return [False] * len(units)
-        premises = [" ".join(summary_sentences), *summary_sentences]
-        pairs, owners = [], []
-        for u, r in enumerate(units):
-            for f in r.unit.facts:
-                for p in premises:
-                    pairs.append((p, f.text))
-                    owners.append(u)
-        best = [0.0] * len(units)
-        for u, s in zip(owners, self.matcher.support(pairs)):
-            best[u] = max(best[u], s)
-        return [b >= self.matcher.support_threshold for b in best]
+        return self.matcher.covers(summary_sentences, [[f.text for f in r.unit.facts] for r in units])
 
     def _supported(self, hypotheses: Sequence[str], premises: Sequence[str]) -> list[bool]:
         pairs = [(p, h) for h in hypotheses for p in premises]

@@ -164,8 +164,6 @@ class Oracle(ReferenceAwareSummarizer):
         return out
 
     def _covered(self, doc: Document, indices: list[int], units: list[ReferenceUnit]) -> set[int]:
-        text = " ".join(doc.sentences[i].text for i in sorted(indices))
-        pairs = [(text, f.text) for r in units for f in r.unit.facts]
-        owners = [u for u, r in enumerate(units) for _ in r.unit.facts]
-        scores = self.matcher.support(pairs)
-        return {u for u, s in zip(owners, scores) if s >= self.matcher.support_threshold}
+        sentences = [doc.sentences[i].text for i in sorted(indices)]
+        covered = self.matcher.covers(sentences, [[f.text for f in r.unit.facts] for r in units])
+        return {u for u, c in enumerate(covered) if c}
