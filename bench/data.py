@@ -135,13 +135,10 @@ class JsonlDataset(Dataset):
         path = Path(self.path).expanduser()
         if not path.is_file():
             raise BenchError(f"JSONL file {path} does not exist")
-        records = read_jsonl(path)  # validates every line before `datasets` sees the file
+        records = read_jsonl(path)  # strict: a bad line is an error naming the line
         if not records:
             raise BenchError(f"{path}: no records")
-        import datasets
-
-        ds = datasets.load_dataset("json", data_files=str(path), split="train")
-        return rows_to_clusters(_renamed(ds, self.columns), str(path))
+        return rows_to_clusters(_renamed(records, self.columns), str(path))
 
 
 def _renamed(rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str]) -> Iterable[dict[str, Any]]:

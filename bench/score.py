@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from bench.consensus import ClusterConsensus, ReferenceUnit
@@ -17,6 +18,14 @@ MAIN_METRIC = "consensus_recall"
 METRICS = ("consensus_recall", "consensus_precision", "unsupported_rate", "rouge1", "rouge2", "rougeLsum",
            "length_words", "compression")
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
+
+
+class _MemoStemmer:
+    def __init__(self, stemmer):
+        self._stem = lru_cache(maxsize=200_000)(stemmer.stem)
+
+    def stem(self, word: str) -> str:
+        return self._stem(word)
 
 
 @dataclass
@@ -41,6 +50,9 @@ class Scorer:
             from rouge_score import rouge_scorer
 
             self._rouge = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=self.rouge_use_stemmer)
+            stemmer = getattr(getattr(self._rouge, "_tokenizer", None), "_stemmer", None)
+            if stemmer is not None:  # same stems, memoised: rouge-score re-stems every token of every call
+                self._rouge._tokenizer._stemmer = _MemoStemmer(stemmer)
         scores = self._rouge.score("\n".join(reference_sentences), "\n".join(summary_sentences))
         return {k: scores[k].fmeasure for k in ROUGE_TYPES}
 
