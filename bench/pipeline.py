@@ -150,12 +150,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     # summarize and score, one summarizer at a time, writing as we go
     scorer_id = {k: resolved.get(k) for k in ("facts", "matcher", "consensus", "score")}
     score_rows: list[dict[str, Any]] = []
-    throughput = {}
+    throughput, identities = {}, {}
     with open(out_dir / "summaries.jsonl", "w") as sfh, open(out_dir / "scores.jsonl", "w") as cfh:
         for s in parts["summarizers"]:
             s.cache = cache
             clock = time.perf_counter()
-            summaries, throughput[s.name] = _summarize(s, docs, references, cache)
+            identities[s.name], identity_error = _identity(s)
+            summaries, throughput[s.name] = _summarize(s, identities[s.name], identity_error, docs, references, cache)
             timings["summarize_s"][s.name] = _lap(clock)
             clock = time.perf_counter()
             ok = [sm for sm in summaries if sm.ok]
@@ -189,7 +190,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             cfh.flush()
             timings["score_s"][s.name] = _lap(clock)
 
-    identities = {s.name: {"name": s.name, **s.identity()} for s in parts["summarizers"]}
     semantic = {k: v for k, v in resolved.items() if k not in NON_SEMANTIC_KEYS}
     scorer_settings = {k: semantic.get(k) for k in ("clean", "facts", "matcher", "consensus", "score")}
     dh = data_hash(clusters)
@@ -253,22 +253,29 @@ def summary_key(identity: dict[str, Any], doc: Document, reference: list[Referen
     return key("summary", identity, text_hash(doc.text), ref)
 
 
-def _summarize(s: Summarizer, docs: list[Document], references, cache: Cache) -> tuple[list[Summary], dict[str, Any]]:
+def _identity(s: Summarizer) -> tuple[dict[str, Any], str | None]:
+    """The summarizer's identity, computed once per run (it may hash model files), or why it has none."""
+    try:
+        return {"name": s.name, **s.identity()}, None
+    except (BenchError, OSError) as e:
+        return {"name": s.name, "class": f"{type(s).__module__}.{type(s).__qualname__}"}, f"{type(e).__name__}: {e}"
+
+
+def _summarize(s: Summarizer, identity: dict[str, Any], identity_error: str | None, docs: list[Document], references,
+               cache: Cache) -> tuple[list[Summary], dict[str, Any]]:
     """Cached summaries first; the rest in batches of `s.batch_size`, each batch written to the cache as
     soon as it is done (a killed run loses at most one batch). A failed batch is retried one article at
-    a time, so that one bad article fails alone. Failures are recorded, never cached, never scored."""
-    aware = isinstance(s, ReferenceAwareSummarizer)
-    try:
-        identity = s.identity()
-    except (BenchError, OSError) as e:
-        log.error("summarizer %s cannot run: %s", s.name, e)
-        failed = [Summary(d.cluster_id, d.id, s.name, None, error=f"{type(e).__name__}: {e}") for d in docs]
-        return failed, {"articles": len(docs), "computed": 0, "cached": 0, "failed": len(docs), "compute_seconds": 0.0,
-                        "articles_per_second": None, "generated_tokens": None, "generated_tokens_per_second": None,
-                        "cacheable": s.cacheable}
-    keys = [summary_key(identity, d, r if aware else None) if s.cacheable else None for d, r in zip(docs, references)]
-    hits = cache.get_many("summary", [k for k in keys if k])
+    a time, so that one bad article fails alone. Failures are recorded, never cached, never scored.
+    A summarizer without an identity (its model cannot be found) fails every article with the reason."""
     out: list[Summary | None] = [None] * len(docs)
+    if identity_error:
+        log.error("summarizer %s cannot run: %s", s.name, identity_error)
+        out = [Summary(d.cluster_id, d.id, s.name, None, error=identity_error) for d in docs]
+    aware = isinstance(s, ReferenceAwareSummarizer)
+    cache_identity = {k: v for k, v in identity.items() if k != "name"}  # renaming a summarizer reuses its work
+    keys = [summary_key(cache_identity, d, r if aware else None) if s.cacheable and not identity_error else None
+            for d, r in zip(docs, references)]
+    hits = cache.get_many("summary", [k for k in keys if k])
     for i, (d, k) in enumerate(zip(docs, keys)):
         if k in hits:
             out[i] = Summary(d.cluster_id, d.id, s.name, hits[k]["text"], meta={**hits[k]["meta"], "cached": True})
@@ -296,7 +303,7 @@ def _summarize(s: Summarizer, docs: list[Document], references, cache: Cache) ->
     done = [out[i] for i in todo]
     tokens = [sm.meta.get("generated_tokens") for sm in done if sm.ok]
     n_tokens = sum(t for t in tokens if isinstance(t, int))
-    stats = {"articles": len(docs), "computed": len(todo), "cached": len(docs) - len(todo),
+    stats = {"articles": len(docs), "computed": len(todo), "cached": sum(1 for k in keys if k in hits),
              "failed": sum(1 for sm in out if not sm.ok), "compute_seconds": round(compute, 4),
              "articles_per_second": round(len(todo) / compute, 3) if compute > 0 else None,
              "generated_tokens": n_tokens if tokens else None,

@@ -175,6 +175,17 @@ def test_failed_model_is_recorded_not_scored(tmp_path):
     assert all(r["status"] == "failed" and r["metrics"] is None and "missing-model" in r["error"] for r in scores)
 
 
+def test_summarizer_without_identity_is_recorded_and_the_run_finishes(tmp_path):
+    """A model package that is not installed: its identity (a file hash) cannot be computed."""
+    proc = run_cli("summarizer=[lead3,hf_causal]", "summarizer.hf_causal.model=pypackage:not_a_pkg",
+                   f"results_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["summarizer"]: r for r in json.loads((_run_dir(tmp_path) / "leaderboard.json").read_text())["rows"]}
+    assert rows["hf_causal"]["n_failed"] == 9 and rows["lead3"]["n_scored"] == 9
+    board = json.loads((_run_dir(tmp_path) / "leaderboard.json").read_text())
+    assert board["throughput"]["hf_causal"]["cached"] == 0 and board["throughput"]["hf_causal"]["failed"] == 9
+
+
 def test_cache_two_writers_no_lock_errors(tmp_path):
     db = tmp_path / "shared.sqlite"
     code = ("import sys; from bench.cache import Cache; c = Cache(sys.argv[1]); tag = sys.argv[2]\n"
