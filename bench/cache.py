@@ -79,9 +79,10 @@ class Cache:
                     raise
                 time.sleep(min(0.05 * 2 ** i, 2.0))
 
-    def get_many(self, namespace: str, keys: Sequence[str]) -> dict[str, Any]:
+    def get_many(self, namespace: str, keys: Sequence[str], count: bool = True) -> dict[str, Any]:
+        """Cached values by key; `count=False` leaves the hit/miss counters (reported per run) alone."""
         if not self.enabled or not keys:
-            self.misses += len(keys)
+            self.misses += len(keys) if count else 0
             return {}
         db, out = self._db(), {}
         for i in range(0, len(keys), 500):
@@ -91,8 +92,9 @@ class Cache:
                 [namespace, *chunk]).fetchall())
             for k, fmt, value in rows:
                 out[k] = json.loads(value) if fmt == "json" else pickle.loads(value)
-        self.hits += len(out)
-        self.misses += len(keys) - len(out)
+        if count:
+            self.hits += len(out)
+            self.misses += len(keys) - len(out)
         return out
 
     def put_many(self, namespace: str, items: Iterable[tuple[str, Any]], fmt: str = "json") -> None:
@@ -126,7 +128,7 @@ def file_digest(path: str | Path, cache: Cache | None = None) -> str:
     st = p.stat()
     memo_key = key("file", str(p), st.st_size, st.st_mtime_ns)
     if cache is not None:
-        hit = cache.get_many("file-digest", [memo_key])
+        hit = cache.get_many("file-digest", [memo_key], count=False)
         if hit:
             return hit[memo_key]
     h = hashlib.sha256()

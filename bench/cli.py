@@ -12,9 +12,6 @@ from typing import Any
 
 from bench.types import BenchError
 
-SUBCOMMANDS = ("leaderboard", "compare", "report")
-
-
 def config_dir() -> str:
     """The repository's configs/ in a source checkout; the packaged copy in a wheel install."""
     here = Path(__file__).resolve().parent

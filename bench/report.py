@@ -38,9 +38,9 @@ def leaderboard_rows(score_rows: Sequence[dict[str, Any]], identities: dict[str,
 
 
 def add_statistics(board: dict[str, Any], score_rows: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:
-    """Seeded cluster-bootstrap CIs for every metric of every row, and paired cluster-bootstrap tests on
-    the main metric: every pair of rows (`comparisons`) and each row against the next-ranked one
-    (`vs_next`, which the Markdown and HTML mark as significant or not)."""
+    """Seeded cluster-bootstrap CIs for every metric of every row, and paired tests on the main metric
+    (bootstrap CI of the difference, cluster sign-flip p-value): every pair of rows (`comparisons`) and
+    each row against the next-ranked one (`vs_next`, which the Markdown and HTML mark)."""
     seed, n, conf, alpha = stats["seed"], stats["resamples"], stats["confidence"], stats["alpha"]
     values = {r["summarizer"]: {m: as_values(score_rows, r["summarizer"], m) for m in board["metrics"]}
               for r in board["rows"]}
@@ -76,8 +76,9 @@ def add_statistics(board: dict[str, Any], score_rows: Sequence[dict[str, Any]], 
 
 
 def merge(boards: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]]) -> tuple[dict[str, Any], list[dict]]:
-    """Merge leaderboards (label, board). Refuses differing data or scorer settings; a summarizer in
-    several runs is taken from the newest run, and the merge says so under `notes`."""
+    """Merge runs given as (label, board, score rows). Refuses differing data, scorer or bootstrap
+    settings; a summarizer in several runs is taken from the newest run (said under `notes`); CIs and
+    tests are recomputed over the merged score rows, which are returned with the board."""
     if not boards:
         raise BenchError("no leaderboards to merge")
     first_label, first, _ = boards[0]
@@ -175,16 +176,12 @@ def write_board(board: dict[str, Any], out_dir: Path) -> str:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """A run file, parsed strictly (bench.data.read_jsonl), with a clear error when it is missing."""
+    from bench.data import read_jsonl as read_strict
+
     if not path.is_file():
         raise BenchError(f"{path} is missing (is {path.parent} a finished bench run directory?)")
-    rows = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise BenchError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-    return rows
+    return read_strict(path)
 
 
 def load_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
