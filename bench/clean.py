@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bench.types import Article, CleanArticle, Removal
 
@@ -29,11 +30,25 @@ _BLOCK_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("page furniture", re.compile(r"^(?:advertisement|share this article|share|back to top(?: button)?|comments?|"
                                   r"print|email|facebook|twitter|whatsapp|linkedin|skip to content|"
                                   r"this is a developing story|copyright|all rights reserved)\b|all rights reserved|^home\s*[>›»]", re.I)),
+    ("archive or crawl notice", re.compile(
+        r"\b(?:internet archive|wayback machine|archive-it|warc files?|crawl data|web captures|web collections?)\b|"
+        r"\b(?:these|this|the) crawls?\b|\bcrawls? (?:of|performed|were|was|are)\b", re.I)),
+    ("script or player notice", re.compile(
+        r"\b(?:enable|turn on) javascript\b|\bjavascript (?:is )?(?:required|disabled)\b|requires javascript|"
+        r"media playback is unsupported|your browser does not support|function\s*\(\s*\)\s*\{|</?div\b", re.I)),
+    ("cookie or paywall notice", re.compile(
+        r"\b(?:uses? cookies|cookie policy|accept (?:all )?cookies|privacy policy|terms of (?:use|service)|"
+        r"to continue reading|free articles? (?:left|remaining)|you have reached your (?:free )?(?:article )?limit|"
+        r"already a subscriber|subscribers? only|create a free account|ad ?blocker)\b", re.I)),
+    ("photo caption", re.compile(r"^hide caption\b|\bcaption \d+ of \d+\b|^media caption\b|^photos?:|"
+                                 r"\.\.\. \((?:associated press|ap|reuters|afp)\)$", re.I)),
     ("social media embed", re.compile(r"tweet with a location|location information to your tweets|tweet location history|"
                                       r"^(?:turn on|not now|learn more)$|embedded content|view this post on instagram", re.I)),
 ]
 _DATELINE = re.compile(r"^(?:[A-Z][A-Z .,'’-]{1,40}(?:\([^)]{1,40}\))?|\(?[A-Z]{2,10}\)?)\s+[—–-]{1,2}\s+")
 _RELATED_HEADERS = ("related links",)
+_ANY_LENGTH = ("byline", "photo credit", "archive or crawl notice", "script or player notice")  # checked on long blocks too
+_LIST_MIN_ITEMS = 3  # this many short unpunctuated lines in a row are a list, not headings
 
 
 @dataclass
@@ -48,6 +63,8 @@ class Cleaner:
     min_words: int = 25
     max_chars: int = 200_000
     heading_max_words: int = 20
+    languages: tuple[str, ...] = ("en",)  # ISO 639-1 codes the fact extractor's model reads
+    min_language_confidence: float = 0.7
 
     def clean(self, article: Article) -> tuple[CleanArticle, str | None]:
         """Return the cleaned article and, if it must be dropped, the reason."""
@@ -56,12 +73,23 @@ class Cleaner:
         if len(article.text) > self.max_chars:
             return CleanArticle(article, "", ()), (
                 f"article has {len(article.text):,} characters, over clean.max_chars={self.max_chars:,}")
+        language, confidence = detect_language(article.text)
+        if language not in self.languages and confidence >= self.min_language_confidence:
+            wanted = "English" if list(self.languages) == ["en"] else "in clean.languages " + "/".join(self.languages)
+            return CleanArticle(article, "", ()), (
+                f"not {wanted}: detected language {language!r} (confidence {confidence:.2f}); to score it, add it "
+                "to clean.languages and set a fact-extraction model for it")
         kept, removed = self._clean_blocks(article)
         text = "\n\n".join(kept)
         if len(text.split()) < self.min_words:
+            removed_words: dict[str, int] = {}
+            for r in removed:
+                removed_words[r.reason] = removed_words.get(r.reason, 0) + len(r.text.split())
+            top = ", ".join(f"{reason} {n} words" for reason, n in
+                            sorted(removed_words.items(), key=lambda kv: -kv[1])[:2])
             return CleanArticle(article, text, tuple(removed)), (
                 f"only {len(text.split())} words of news left after cleaning (clean.min_words={self.min_words}); "
-                "the page is boilerplate")
+                f"removed: {top or 'nothing'}")
         return CleanArticle(article, text, tuple(removed)), None
 
     def _clean_blocks(self, article: Article) -> tuple[list[str], list[Removal]]:
@@ -73,6 +101,14 @@ class Cleaner:
         seen: set[str] = set()
         in_related = False
         title = _norm(article.title)
+        headings: list[int] = []  # indices into `removed` of the current run of adjacent heading lines
+
+        def end_heading_run():
+            if len(headings) >= _LIST_MIN_ITEMS:
+                for i in headings:
+                    removed[i] = Removal(removed[i].text, "list")
+            headings.clear()
+
         for block in blocks:
             reason = self._block_reason(block, authors)
             prose = _is_prose(block, self.heading_max_words)
@@ -80,6 +116,7 @@ class Cleaner:
                 reason = "related links"
             if reason is not None:
                 in_related = reason in _RELATED_HEADERS or (in_related and not prose)
+                end_heading_run()
                 removed.append(Removal(block, reason))
                 continue
             in_related = False
@@ -88,21 +125,24 @@ class Cleaner:
                 removed.append(Removal(block, "repeated paragraph"))
                 continue
             if key == title or not prose:
+                headings.append(len(removed))
                 removed.append(Removal(block, "heading or page furniture"))
                 seen.add(key)
                 continue
+            end_heading_run()
             seen.add(key)
             m = _DATELINE.match(block)
             if m and len(block) - m.end() > 40:
                 removed.append(Removal(m.group(0).strip(), "dateline"))
                 block = block[m.end():]
             kept.append(block)
+        end_heading_run()
         return kept, removed
 
     def _block_reason(self, block: str, authors: set[str]) -> str | None:
         short = len(block.split()) <= 40
         for reason, pattern in _BLOCK_RULES:
-            if (short or reason in ("byline", "photo credit")) and pattern.search(block):
+            if (short or reason in _ANY_LENGTH) and pattern.search(block):
                 if reason == "byline" and len(block.split()) > 25:
                     continue
                 return reason
@@ -113,6 +153,19 @@ class Cleaner:
                     rf"{re.escape(name)}\s+(?:is|was|has|covers|writes|holds|joined|previously|lives)\b", block):
                 return "author bio"
         return None
+
+
+@lru_cache(maxsize=1)
+def _language_identifier():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+
+
+def detect_language(text: str) -> tuple[str, float]:
+    """ISO 639-1 code and probability (py3langid, deterministic), from the first 5,000 characters."""
+    language, probability = _language_identifier().classify(text[:5000])
+    return language, float(probability)
 
 
 def _author_names(blocks: list[str]) -> set[str]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from bench.matching import Matcher, features, _WORD, _stem, _stopwords
+from bench.matching import Matcher, features
 from bench.types import Document, Fact
 
 
@@ -35,68 +36,114 @@ class ReferenceUnit:
 
 @dataclass(frozen=True)
 class Dependency:
+    """Why two articles are not independent witnesses."""
     articles: tuple[str, str]
-    kind: str          # "copy" or "rewrite"
-    bigram_containment: float
-    shared_exclusive: float
+    kind: str             # "copy", "shared passages" or "same outlet"
+    passages: int         # shared word spans of >= passage_words words, outside quotations
+    copied_words: int     # words in all shared spans, quotations included
+    coverage: float       # copied_words / words of the shorter article
+    examples: tuple[str, ...] = ()
 
 
 @dataclass
 class ClusterConsensus:
     cluster_id: str
     units: list[Unit]
-    source_of: dict[str, str]          # article id -> source group id
+    source_of: dict[str, str]          # article id -> its group of mutually dependent articles (for display)
     dependencies: list[Dependency] = field(default_factory=list)
-    min_support: int = 2
+    min_support: int = 1
+
+    def __post_init__(self):
+        self._dependent: dict[str, set[str]] = defaultdict(set)
+        for d in self.dependencies:
+            a, b = d.articles
+            self._dependent[a].add(b)
+            self._dependent[b].add(a)
+
+    def independent_sources(self, articles) -> list[str]:
+        """Groups of the given articles that are not independent of each other (connected through
+        dependencies among these articles only): each group is one witness."""
+        return ["+".join(g) for g in _components(sorted(set(articles)), self._dependent)]
 
     def reference(self, article_id: str) -> list[ReferenceUnit]:
-        """Units stated by at least `min_support` independent sources other than the target's own."""
-        own = self.source_of[article_id]
+        """Units stated by at least `min_support` independent sources other than the target's own. A source
+        that depends on the target (copies it, or shares its source) is not another witness."""
         out = []
         for u in self.units:
-            weight = sum(1 for s in u.sources if s != own)
+            groups = u.sources if article_id in u.articles else self.independent_sources((*u.articles, article_id))
+            weight = sum(1 for g in groups if article_id not in g.split("+"))
             if weight >= self.min_support:
                 out.append(ReferenceUnit(u, weight, article_id in u.articles))
         return out
 
 
-class ConsensusBuilder:
-    """Average-link clustering of facts over a sparse similarity graph.
+def _components(nodes: list[str], neighbours: dict[str, set[str]]) -> list[tuple[str, ...]]:
+    allowed, seen, out = set(nodes), set(), []
+    for n in nodes:
+        if n in seen:
+            continue
+        stack, group = [n], []
+        seen.add(n)
+        while stack:
+            x = stack.pop()
+            group.append(x)
+            for y in neighbours.get(x, ()):
+                if y in allowed and y not in seen:
+                    seen.add(y)
+                    stack.append(y)
+        out.append(tuple(sorted(group)))
+    return sorted(out)
 
-    Candidate pairs come from blocking: only facts from different articles that share at least
-    `min_shared_words` content words are compared (an inverted index; words found in more than
-    `max_postings` facts are not used for blocking), and each fact keeps only its `max_candidates`
-    partners with the most shared words. The matcher is therefore called O(facts × max_candidates)
-    times, not O(facts²). Articles whose copy or rewrite relation is detected are one source:
-    a copy shares >= `copy_threshold` of its content-word bigrams; a rewrite shares >= `rewrite_threshold`
-    of its vocabulary exclusively with the other article (words no third article of the cluster uses),
-    and at least `rewrite_min_words` such words.
+
+class ConsensusBuilder:
+    """Align facts into content units, and count the independent sources that state each unit.
+
+    Alignment: average-link clustering of facts over a sparse similarity graph. Candidate pairs come from
+    blocking: only facts from different articles sharing at least `min_shared_words` content words are
+    compared (an inverted index; words in more than `max_postings` facts are not used), and each fact keeps
+    its `max_candidates` partners with the most shared words, so the matcher is called O(facts ×
+    max_candidates) times.
+
+    Independence: two articles are dependent when they share copied *passages*: word spans of at least
+    `passage_words` words found verbatim in both. A pair is a "copy" when the shared spans cover at least
+    `copy_threshold` of the shorter article; it has "shared passages" when at least `min_passages` spans lie
+    outside quotations (independent reporters quote the same speech verbatim, so quotations are no evidence)
+    or the spans cover at least `min_copied_share` of the shorter article. Articles naming the same `source`
+    are one outlet. A unit's support is the number of groups of its articles that are connected by such
+    dependencies (decided per unit, among the unit's own articles), so an article that reprints a wire story
+    and adds its own reporting is one witness with the wire for the facts both state, and an independent one
+    for the facts only it and third outlets state. A unit needs two independent witnesses (support >= 2);
+    it enters an article's reference when at least `min_support` independent sources other than the
+    article's own state it.
     """
 
-    def __init__(self, matcher: Matcher, min_support: int = 2, min_shared_words: int = 2,
-                 copy_threshold: float = 0.5, rewrite_threshold: float = 0.12, rewrite_min_words: int = 10,
-                 max_postings: int = 50, max_candidates: int = 10):
+    def __init__(self, matcher: Matcher, min_support: int = 1, min_shared_words: int = 2,
+                 max_postings: int = 50, max_candidates: int = 10, passage_words: int = 8,
+                 copy_threshold: float = 0.5, min_passages: int = 3, min_copied_share: float = 0.2):
         self.matcher = matcher
         self.min_support = min_support
         self.min_shared_words = min_shared_words
         self.max_postings = max_postings
         self.max_candidates = max_candidates
         self.last_blocking: dict[str, int] = {}
+        self.passage_words = passage_words
         self.copy_threshold = copy_threshold
-        self.rewrite_threshold = rewrite_threshold
-        self.rewrite_min_words = rewrite_min_words
+        self.min_passages = min_passages
+        self.min_copied_share = min_copied_share
 
     def build(self, cluster_id: str, docs: list[Document]) -> ClusterConsensus:
-        source_of, deps = self._sources(docs)
+        deps = self._dependencies(docs)
+        frame = ClusterConsensus(cluster_id, [], {}, deps, self.min_support)
+        source_of = {a: g for g in frame.independent_sources([d.id for d in docs]) for a in g.split("+")}
         facts = [f for d in docs for f in d.facts]
         groups = self._align(facts)
         units = []
         for members, centrality in groups:
             member_facts = tuple(facts[i] for i in sorted(members, key=lambda i: (facts[i].article_id, i)))
             arts = tuple(sorted({f.article_id for f in member_facts}))
-            srcs = tuple(sorted({source_of[a] for a in arts}))
-            if len(srcs) < self.min_support:
-                continue  # can never reach min_support other sources for any target
+            srcs = tuple(frame.independent_sources(arts))
+            if len(srcs) < max(2, self.min_support):
+                continue  # not corroborated: one witness is no consensus
             rep = facts[max(members, key=lambda i: (centrality.get(i, 0.0), -len(facts[i].text)))]
             units.append(Unit("", cluster_id, rep.text, member_facts, arts, srcs))
         units.sort(key=lambda u: (-u.support, u.facts[0].article_id, u.facts[0].start))
@@ -131,47 +178,71 @@ class ConsensusBuilder:
         pairs = sorted(pairs)
         self.last_blocking = {"facts": len(facts), "all_pairs": len(facts) * (len(facts) - 1) // 2,
                               "compared_pairs": len(pairs), "skipped_common_words": too_common}
-        sims = self.matcher.similarity([(facts[i].text, facts[j].text) for i, j in pairs])
+        sims = self.matcher.alignment_scores([(facts[i].text, facts[j].text) for i, j in pairs])
         edges = {p: s for p, s in zip(pairs, sims) if s > 0}
         return _average_link(len(facts), edges, self.matcher.align_threshold)
 
     # --- independence -------------------------------------------------------------------------------
-    def _sources(self, docs: list[Document]) -> tuple[dict[str, str], list[Dependency]]:
-        stop = _stopwords()
-        seqs = {d.id: [_stem(w.lower()) for w in _WORD.findall(d.text) if w.lower() not in stop] for d in docs}
-        vocab = {a: set(s) for a, s in seqs.items()}
-        bigrams = {a: {tuple(s[i:i + 2]) for i in range(len(s) - 1)} for a, s in seqs.items()}
-        df = Counter(w for v in vocab.values() for w in v)
-        parent = {d.id: d.id for d in docs}
-
-        def find(a: str) -> str:
-            while parent[a] != a:
-                a = parent[a]
-            return a
-
+    def _dependencies(self, docs: list[Document]) -> list[Dependency]:
+        words = {d.id: passage_tokens(d.text) for d in docs}
         deps = []
-        for a, b in itertools.combinations([d.id for d in docs], 2):
-            smaller = min(len(bigrams[a]), len(bigrams[b])) or 1
-            containment = len(bigrams[a] & bigrams[b]) / smaller
-            exclusive = {w for w in vocab[a] & vocab[b] if df[w] == 2} if len(docs) > 2 else set()
-            excl_share = len(exclusive) / (min(len(vocab[a]), len(vocab[b])) or 1)
+        for a, b in itertools.combinations(docs, 2):
+            found = shared_passages(words[a.id], words[b.id], self.passage_words)
+            shorter = min(len(words[a.id]), len(words[b.id])) or 1
+            copied = sum(n for _, n, _ in found)
+            unquoted = [text for text, n, quoted in found if not quoted]
+            coverage = copied / shorter
             kind = None
-            if containment >= self.copy_threshold:
+            if coverage >= self.copy_threshold:
                 kind = "copy"
-            elif excl_share >= self.rewrite_threshold and len(exclusive) >= self.rewrite_min_words:
-                kind = "rewrite"
+            elif len(unquoted) >= self.min_passages or coverage >= self.min_copied_share:
+                kind = "shared passages"
+            elif a.article.source and a.article.source == b.article.source:
+                kind = "same outlet"
             if kind:
-                deps.append(Dependency((a, b), kind, round(containment, 4), round(excl_share, 4)))
-                parent[find(b)] = find(a)
-        groups: dict[str, list[str]] = defaultdict(list)
-        for d in docs:
-            groups[find(d.id)].append(d.id)
-        source_of = {}
-        for members in groups.values():
-            gid = "+".join(sorted(members))
-            for m in members:
-                source_of[m] = gid
-        return source_of, deps
+                deps.append(Dependency((a.id, b.id), kind, len(unquoted), copied, round(coverage, 4),
+                                       tuple(t for t, _, _ in found[:3])))
+        return deps
+
+
+_PASSAGE_WORD = re.compile(r"\w+(?:['’]\w+)?")
+_QUOTE = re.compile(r"[\"“”]")
+
+
+def passage_tokens(text: str) -> list[tuple[str, bool]]:
+    """Lower-cased words, each marked when it stands inside a quotation (quote state resets per paragraph)."""
+    out = []
+    for para in text.split("\n"):
+        marks = [(m.start(), m.group(0)) for m in _QUOTE.finditer(para)]
+        k, inside = 0, False
+        for m in _PASSAGE_WORD.finditer(para):
+            while k < len(marks) and marks[k][0] < m.start():
+                inside = (not inside) if marks[k][1] == '"' else marks[k][1] == "“"
+                k += 1
+            out.append((m.group(0).lower(), inside))
+    return out
+
+
+def shared_passages(a: list[tuple[str, bool]], b: list[tuple[str, bool]], n: int) -> list[tuple[str, int, bool]]:
+    """Maximal word spans of >= n words that occur in both texts, greedily left to right in `a`:
+    (text, length, mostly inside a quotation in `a`)."""
+    wa, wb = [w for w, _ in a], [w for w, _ in b]
+    first: dict[tuple[str, ...], int] = {}
+    for j in range(len(wb) - n + 1):
+        first.setdefault(tuple(wb[j:j + n]), j)
+    out, i = [], 0
+    while i <= len(wa) - n:
+        j = first.get(tuple(wa[i:i + n]))
+        if j is None:
+            i += 1
+            continue
+        k = n
+        while i + k < len(wa) and j + k < len(wb) and wa[i + k] == wb[j + k]:
+            k += 1
+        quoted = 2 * sum(q for _, q in a[i:i + k]) > k
+        out.append((" ".join(wa[i:i + k]), k, quoted))
+        i += k
+    return out
 
 
 def _average_link(n: int, edges: dict[tuple[int, int], float], threshold: float):

@@ -10,6 +10,12 @@ from bench.types import Fact, Sentence
 _CLAUSE_DEPS = {"conj", "advcl", "parataxis"}  # ccomp stays attached: "X feared that Y" keeps its frame
 _SUBJECT_DEPS = {"nsubj", "nsubjpass", "expl", "csubj"}
 _EDGE_POS = {"PUNCT", "CCONJ", "SCONJ", "SPACE"}
+_FINITE_TAGS = {"VBD", "VBZ", "VBP", "MD"}
+_AUX_DEPS = {"aux", "auxpass"}
+# a clause that only says who spoke ("..., Kim said") is a frame, not a fact of its own
+_REPORTING_VERBS = {"say", "said", "says", "tell", "told", "tells", "add", "added", "adds", "note", "noted", "notes",
+                    "explain", "explained", "explains", "state", "stated", "states", "report", "reported", "reports",
+                    "announce", "announced", "write", "wrote", "writes", "claim", "claimed", "claims"}
 UNUSED_PIPES = ("ner", "lemmatizer")  # facts need sentences, tags and the parse; these do not change them
 
 
@@ -75,16 +81,20 @@ class ClauseFacts(_SpacyExtractor):
         self.min_content_words = min_content_words
 
     def _facts_of(self, sent) -> list[tuple[str, int, int]]:
+        if sent.text.rstrip(" \"'”’)").endswith("?"):
+            return []  # a question asserts nothing
         out = []
         for tokens, subject in self._clauses(sent.root, set(sent), None):
             tokens = _trim(sorted(tokens, key=lambda t: t.i))
-            if not tokens or _content(tokens) < 2:
+            if not tokens or _content(tokens) < 2 or not _is_statement(tokens, subject):
                 continue
             text = _render(tokens)
             if subject:
                 text = _render(sorted(subject, key=lambda t: t.i)) + " " + text
             out.append((text, tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)))
-        return out or [(sent.text.strip(), sent.start_char, sent.end_char)]
+        if not out and _is_statement(list(sent), None):
+            out = [(sent.text.strip(), sent.start_char, sent.end_char)]
+        return out  # a fragment with no subject or no finite verb (a caption, a headline) states no fact
 
     def _clauses(self, head, scope: set, inherited_subject):
         remaining = {t for t in head.subtree if t in scope}
@@ -105,22 +115,45 @@ class ClauseFacts(_SpacyExtractor):
                         and t.dep_ not in ("punct",)]
                 sub = {t for t in sub if not (t.tag_ in ("WDT", "WP") and t.dep_ in _SUBJECT_DEPS)}
                 result.extend(self._clauses(child, sub, noun or inherited_subject))
-            elif child.dep_ in _CLAUSE_DEPS:
+            else:
                 result.extend(self._clauses(child, sub, own_subject or inherited_subject))
-            else:  # a comma-set noun phrase ("..., his first visit to North Korea in 24 years")
-                result.append((sub, None))
         return result
 
     @staticmethod
     def _splits_off(tok, head) -> bool:
-        parent = tok.head.i
-        if parent == head.i and tok.dep_ in _CLAUSE_DEPS and tok.pos_ in ("VERB", "AUX"):
+        """Only finite clauses split off: a participle ("..., winning the race") or a comma-set noun phrase
+        does not state anything without its parent, so it stays in the parent's fact."""
+        if not _is_finite(tok) or _is_bare_report(tok):
+            return False
+        if tok.head.i == head.i and tok.dep_ in _CLAUSE_DEPS and tok.pos_ in ("VERB", "AUX"):
             return True
         if tok.dep_ == "relcl":
             return any(c.tag_ in ("WDT", "WP") and c.dep_ in _SUBJECT_DEPS for c in tok.children)
-        if parent == head.i and tok.dep_ in ("appos", "dobj", "npadvmod") and tok.pos_ in ("NOUN", "PROPN"):
-            return tok.i > 0 and tok.doc[tok.left_edge.i - 1].text == ","
         return False
+
+
+def _is_finite(verb) -> bool:
+    return verb.tag_ in _FINITE_TAGS or any(c.dep_ in _AUX_DEPS and c.tag_ in _FINITE_TAGS for c in verb.children)
+
+
+def _is_bare_report(verb) -> bool:
+    """"Kim said" with nothing said: a reporting verb whose only content is its subject."""
+    if verb.lower_ not in _REPORTING_VERBS:
+        return False
+    rest = [t for c in verb.children if c.dep_ not in _SUBJECT_DEPS for t in c.subtree]
+    return _content(rest) == 0
+
+
+def _is_statement(tokens, inherited_subject) -> bool:
+    """A fact must read as a statement: a finite verb, and a subject of its own or inherited."""
+    inside = {t.i for t in tokens}
+    verbs = [t for t in tokens if t.pos_ in ("VERB", "AUX") and _is_finite(t) and t.dep_ not in _AUX_DEPS]
+    verbs += [t.head for t in tokens if t.dep_ in _AUX_DEPS and t.tag_ in _FINITE_TAGS and t.head.i in inside]
+    if not verbs:
+        return False
+    if inherited_subject:
+        return True
+    return any(c.dep_ in _SUBJECT_DEPS and c.i in inside for v in verbs for c in v.children)
 
 
 def _content(tokens) -> int:

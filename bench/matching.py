@@ -71,8 +71,37 @@ def features(text: str) -> TextFeatures:
     return TextFeatures(frozenset(content), frozenset(numbers), frozenset(entities))
 
 
+# words that say when or who spoke, not what happened: sharing only these (and names) is no shared event
+_LIGHT_WORDS = frozenset(
+    "monday tuesday wednesday thursday friday saturday sunday week weekend day days year years month months today "
+    "yesterday tonight time times last earlier later ago said say says told tell tells according report reported "
+    "news".split())
+
+
+_NEGATION = re.compile(r"\b(?:not|no|never|none|nobody|nothing|neither|nor|without)\b|n[’']t\b", re.I)
+
+
+def same_event(text_a: str, text_b: str) -> bool:
+    """Two facts can state the same thing only if they share a word that is not a name, a number or a
+    light word (a date, "said"), their numbers do not contradict (both have numbers, none shared), and
+    one is not the negation of the other (one negated, the other not)."""
+    a, b = features(text_a), features(text_b)
+    if a.numbers and b.numbers and not a.numbers & b.numbers:
+        return False
+    if bool(_NEGATION.search(text_a)) != bool(_NEGATION.search(text_b)):
+        return False
+    names, light = a.entities | b.entities, _light_stems()
+    return any(w not in names and w not in a.numbers and w not in light for w in a.content & b.content)
+
+
+@lru_cache(maxsize=1)
+def _light_stems() -> frozenset[str]:
+    return frozenset(_stem(w) for w in _LIGHT_WORDS) | _LIGHT_WORDS
+
+
 _COMBINE = {
     "max": max,
+    "mean": lambda f, b: (f + b) / 2,
     "min": min,
     "harmonic": lambda f, b: 0.0 if f + b == 0 else 2 * f * b / (f + b),
 }
@@ -101,6 +130,11 @@ class Matcher(ABC):
         bwd = self.support([(b, a) for a, b in pairs])
         combine = _COMBINE[self.alignment]
         return [combine(f, b) for f, b in zip(fwd, bwd)]
+
+    def alignment_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """`similarity`, but 0 for two facts that cannot state the same thing (`same_event` says no)."""
+        scores = self.similarity(pairs)
+        return [s if s > 0 and same_event(a, b) else 0.0 for (a, b), s in zip(pairs, scores)]
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "align_threshold": self.align_threshold,

