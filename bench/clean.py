@@ -89,7 +89,7 @@ class Cleaner:
                             sorted(removed_words.items(), key=lambda kv: -kv[1])[:2])
             return CleanArticle(article, text, tuple(removed)), (
                 f"only {len(text.split())} words of news left after cleaning (clean.min_words={self.min_words}); "
-                f"removed: {top or 'nothing'}")
+                f"the page is boilerplate (removed: {top or 'nothing'})")
         return CleanArticle(article, text, tuple(removed)), None
 
     def _clean_blocks(self, article: Article) -> tuple[list[str], list[Removal]]:

@@ -108,7 +108,8 @@ class ConsensusBuilder:
     `passage_words` words found verbatim in both. A pair is a "copy" when the shared spans cover at least
     `copy_threshold` of the shorter article; it has "shared passages" when at least `min_passages` spans lie
     outside quotations (independent reporters quote the same speech verbatim, so quotations are no evidence)
-    or the spans cover at least `min_copied_share` of the shorter article. Articles naming the same `source`
+    or at least two spans cover at least `min_copied_share` of the shorter article (one shared phrase in a
+    short report is a coincidence, not a copy). Articles naming the same `source`
     are one outlet. A unit's support is the number of groups of its articles that are connected by such
     dependencies (decided per unit, among the unit's own articles), so an article that reprints a wire story
     and adds its own reporting is one witness with the wire for the facts both state, and an independent one
@@ -136,11 +137,12 @@ class ConsensusBuilder:
         frame = ClusterConsensus(cluster_id, [], {}, deps, self.min_support)
         source_of = {a: g for g in frame.independent_sources([d.id for d in docs]) for a in g.split("+")}
         facts = [f for d in docs for f in d.facts]
-        groups = self._align(facts)
+        groups, edges = self._align(facts)
+        also = _also_stating(groups, edges, self.matcher.align_threshold)
         units = []
-        for members, centrality in groups:
+        for n_group, (members, centrality) in enumerate(groups):
             member_facts = tuple(facts[i] for i in sorted(members, key=lambda i: (facts[i].article_id, i)))
-            arts = tuple(sorted({f.article_id for f in member_facts}))
+            arts = tuple(sorted({f.article_id for f in member_facts} | {facts[j].article_id for j in also[n_group]}))
             srcs = tuple(frame.independent_sources(arts))
             if len(srcs) < max(2, self.min_support):
                 continue  # not corroborated: one witness is no consensus
@@ -152,7 +154,7 @@ class ConsensusBuilder:
         return ClusterConsensus(cluster_id, units, source_of, deps, self.min_support)
 
     # --- alignment -------------------------------------------------------------------------------
-    def _align(self, facts: list[Fact]) -> list[tuple[set[int], dict[int, float]]]:
+    def _align(self, facts: list[Fact]) -> tuple[list[tuple[set[int], dict[int, float]]], dict[tuple[int, int], float]]:
         index: dict[str, list[int]] = defaultdict(list)
         for i, f in enumerate(facts):
             for w in features(f.text).content:
@@ -180,7 +182,7 @@ class ConsensusBuilder:
                               "compared_pairs": len(pairs), "skipped_common_words": too_common}
         sims = self.matcher.alignment_scores([(facts[i].text, facts[j].text) for i, j in pairs])
         edges = {p: s for p, s in zip(pairs, sims) if s > 0}
-        return _average_link(len(facts), edges, self.matcher.align_threshold)
+        return _average_link(len(facts), edges, self.matcher.align_threshold), edges
 
     # --- independence -------------------------------------------------------------------------------
     def _dependencies(self, docs: list[Document]) -> list[Dependency]:
@@ -195,7 +197,7 @@ class ConsensusBuilder:
             kind = None
             if coverage >= self.copy_threshold:
                 kind = "copy"
-            elif len(unquoted) >= self.min_passages or coverage >= self.min_copied_share:
+            elif len(unquoted) >= self.min_passages or (len(found) >= 2 and coverage >= self.min_copied_share):
                 kind = "shared passages"
             elif a.article.source and a.article.source == b.article.source:
                 kind = "same outlet"
@@ -242,6 +244,24 @@ def shared_passages(a: list[tuple[str, bool]], b: list[tuple[str, bool]], n: int
         quoted = 2 * sum(q for _, q in a[i:i + k]) > k
         out.append((" ".join(wa[i:i + k]), k, quoted))
         i += k
+    return out
+
+
+def _also_stating(groups, edges: dict[tuple[int, int], float], threshold: float) -> list[set[int]]:
+    """Facts outside a unit that state it too: a fact joins one unit, but a fact that says two things
+    ("Putin was greeted in Pyongyang, his first visit in 24 years") also witnesses the other unit when
+    its average similarity to that unit's members reaches the alignment threshold (the criterion
+    average-link clustering uses). Its article then states the unit; the unit's facts stay as they are."""
+    group_of = {i: g for g, (members, _) in enumerate(groups) for i in members}
+    summed: dict[tuple[int, int], float] = defaultdict(float)
+    for (i, j), s in edges.items():
+        if group_of[i] != group_of[j]:
+            summed[(group_of[i], j)] += s
+            summed[(group_of[j], i)] += s
+    out: list[set[int]] = [set() for _ in groups]
+    for (g, j), total in summed.items():
+        if total / len(groups[g][0]) >= threshold:
+            out[g].add(j)
     return out
 
 

@@ -100,7 +100,7 @@ class ClauseFacts(_SpacyExtractor):
         remaining = {t for t in head.subtree if t in scope}
         split = []
         for tok in sorted(remaining, key=lambda t: t.i):
-            if tok.i == head.i or tok not in remaining or not self._splits_off(tok, head):
+            if tok.i == head.i or tok not in remaining or not self._splits_off(tok, remaining):
                 continue
             sub = {t for t in tok.subtree if t in remaining}
             if _content(sub) >= self.min_content_words and _content(remaining - sub) >= self.min_content_words:
@@ -120,12 +120,13 @@ class ClauseFacts(_SpacyExtractor):
         return result
 
     @staticmethod
-    def _splits_off(tok, head) -> bool:
+    def _splits_off(tok, clause: set) -> bool:
         """Only finite clauses split off: a participle ("..., winning the race") or a comma-set noun phrase
-        does not state anything without its parent, so it stays in the parent's fact."""
+        does not state anything without its parent, so it stays in the parent's fact (and a finite clause
+        attached to such a participle splits off from the parent)."""
         if not _is_finite(tok) or _is_bare_report(tok):
             return False
-        if tok.head.i == head.i and tok.dep_ in _CLAUSE_DEPS and tok.pos_ in ("VERB", "AUX"):
+        if tok.head in clause and tok.dep_ in _CLAUSE_DEPS and tok.pos_ in ("VERB", "AUX"):
             return True
         if tok.dep_ == "relcl":
             return any(c.tag_ in ("WDT", "WP") and c.dep_ in _SUBJECT_DEPS for c in tok.children)

@@ -105,6 +105,22 @@ _COMBINE = {
     "min": min,
     "harmonic": lambda f, b: 0.0 if f + b == 0 else 2 * f * b / (f + b),
 }
+_ALIGNMENTS = (*_COMBINE, "segments")
+_PHRASE_SPLIT = re.compile(r"\s*[,;:—–()]\s*|\s+(?:and|but|while|as|after|before|because|when|where|which|who)\s+")
+
+
+@lru_cache(maxsize=200_000)
+def phrase_segments(text: str, min_words: int = 3, width: int = 2) -> tuple[str, ...]:
+    """The text, and its runs of up to `width` adjacent phrases (split at punctuation and conjunctions)
+    that keep at least `min_words` content words."""
+    parts = [p for p in _PHRASE_SPLIT.split(text) if p and p.strip()]
+    out = [text]
+    for i in range(len(parts)):
+        for j in range(i + 1, min(len(parts), i + width) + 1):
+            run = " ".join(parts[i:j])
+            if len(features(run).content) >= min_words:
+                out.append(run)
+    return tuple(dict.fromkeys(out))
 
 
 class Matcher(ABC):
@@ -113,8 +129,8 @@ class Matcher(ABC):
     name = "matcher"
 
     def __init__(self, align_threshold: float, support_threshold: float, alignment: str = "max"):
-        if alignment not in _COMBINE:
-            raise ValueError(f"alignment must be one of {sorted(_COMBINE)}, got {alignment!r}")
+        if alignment not in _ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {sorted(_ALIGNMENTS)}, got {alignment!r}")
         self.align_threshold = align_threshold
         self.support_threshold = support_threshold
         self.alignment = alignment
@@ -124,12 +140,23 @@ class Matcher(ABC):
         """For each (premise, hypothesis): how fully the premise states the hypothesis, in [0, 1]."""
 
     def similarity(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """Symmetric score for alignment: support in both directions, combined by `alignment`
-        ("max": one fact states the other, the default since facts differ in granularity; "harmonic"; "min")."""
+        """Symmetric score for alignment: support in both directions, combined by `alignment`: "max" (one
+        fact states the other), "mean", "harmonic", "min", or "segments": the best "mean" between any phrase
+        run of one fact and any phrase run of the other (`phrase_segments`), so that a long fact aligns
+        with a short one through the part they both state, and both directions must agree on that part."""
+        if self.alignment == "segments":
+            return self._segment_similarity(pairs)
         fwd = self.support(pairs)
         bwd = self.support([(b, a) for a, b in pairs])
         combine = _COMBINE[self.alignment]
         return [combine(f, b) for f, b in zip(fwd, bwd)]
+
+    def _segment_similarity(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        seg_pairs = [[(x, y) for x in phrase_segments(a) for y in phrase_segments(b)] for a, b in pairs]
+        flat = list(dict.fromkeys(p for ps in seg_pairs for p in ps))
+        fwd = dict(zip(flat, self.support(flat)))
+        bwd = dict(zip(flat, self.support([(y, x) for x, y in flat])))
+        return [max((fwd[p] + bwd[p]) / 2 for p in ps) for ps in seg_pairs]
 
     def alignment_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """`similarity`, but 0 for two facts that cannot state the same thing (`same_event` says no)."""
