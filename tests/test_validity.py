@@ -148,3 +148,14 @@ def test_end_to_end_on_demo_with_human_summaries(tmp_path):
     assert result["n_systems"] == 3 and result["n_clusters"] == 1
     assert result["n_articles"] == len(defined) > 0
     assert "bench validity: consensus_recall vs human_rouge2" in v.stdout
+
+    # a second run with another summarizer: several runs are merged as `bench leaderboard` merges them
+    res = run_cli("dataset=jsonl", f"dataset.path={tmp_path / 'clusters.jsonl'}",
+                  f"dataset.summaries={tmp_path / 'summaries.jsonl'}", "summarizer=[textrank1]",
+                  "html=false", f"results_dir={tmp_path / 'runs'}", "run_name=r2", "cache.enabled=false")
+    assert res.returncode == 0, res.stderr[-3000:]
+    v = run_cli("validity", str(run), str(tmp_path / "runs" / "r2"), "--json", str(tmp_path / "v2.json"))
+    assert v.returncode == 0, v.stderr
+    merged = json.loads((tmp_path / "v2.json").read_text())
+    assert merged["n_systems"] == 4 and merged["n_articles"] == result["n_articles"]
+    assert {s["summarizer"] for s in merged["systems"]} == {"lead1", "lead3", "random1", "textrank1"}
