@@ -159,3 +159,27 @@ def test_end_to_end_on_demo_with_human_summaries(tmp_path):
     merged = json.loads((tmp_path / "v2.json").read_text())
     assert merged["n_systems"] == 4 and merged["n_articles"] == result["n_articles"]
     assert {s["summarizer"] for s in merged["systems"]} == {"lead1", "lead3", "random1", "textrank1"}
+
+
+def test_scorer_human_rouge_equals_rouge_score_and_is_none_without_a_human_summary(demo_docs):
+    from rouge_score import rouge_scorer
+
+    from bench.score import Scorer, ScoredInput
+    from bench.types import Summary
+
+    docs_by_cluster, matcher = demo_docs
+    docs, consensus = docs_by_cluster["port-alder-bridge"]
+    doc = docs[0]
+    sentences = [s.text for s in doc.sentences[:2]]
+    item = ScoredInput(Summary(doc.cluster_id, doc.id, "x", " ".join(sentences)), doc, sentences, list(doc.facts[:2]))
+    human = ["The Port Alder bridge was closed.", "Engineers found cracks in the span."]
+    got = Scorer(matcher).score(item, consensus, docs, human)["metrics"]
+    expected = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True).score(
+        "\n".join(human), "\n".join(sentences))
+    assert {k: got[f"human_{k}"] for k in ("rouge1", "rouge2", "rougeLsum")} == {
+        k: expected[k].fmeasure for k in ("rouge1", "rouge2", "rougeLsum")}
+    assert got["human_rouge1"] > 0
+    without = Scorer(matcher).score(item, consensus, docs)["metrics"]
+    assert without["human_rouge1"] is None and without["human_rouge2"] is None and without["human_rougeLsum"] is None
+    assert {k: v for k, v in without.items() if not k.startswith("human_")} == {
+        k: v for k, v in got.items() if not k.startswith("human_")}
