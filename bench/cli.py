@@ -1,5 +1,6 @@
 """Command line. `bench [hydra overrides]` runs a benchmark; `bench leaderboard RUN_DIR...` merges runs;
-`bench compare BASE NEW` compares two runs and gates on regressions; `bench report RUN_DIR` writes the HTML.
+`bench compare BASE NEW` compares two runs and gates on regressions; `bench report RUN_DIR` writes the HTML;
+`bench validity RUN_DIR...` correlates consensus recall with ROUGE against human summaries across summarizers.
 
 This module only parses arguments and calls `bench.pipeline.run` or `bench.report`."""
 from __future__ import annotations
