@@ -112,11 +112,19 @@ def test_wcep_duplicate_cluster_ids_and_bad_settings_are_errors(tmp_path):
         MultiNewsDataset(columns={"docs": "x"})
 
 
-def test_hub_id_without_network_is_a_clear_error(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(BenchError, match="could not load dataset 'multi_news'"):
+def test_default_is_the_hub_id_and_a_failed_download_is_a_clear_error(monkeypatch):
+    import datasets
+
+    calls = []
+
+    def offline(path, name=None, **kwargs):
+        calls.append((path, name, kwargs))
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    with pytest.raises(BenchError, match="could not load dataset 'multi_news' \\(split 'test'\\): no network"):
         MultiNewsDataset().load()
+    assert calls == [("multi_news", None, {"data_files": None, "split": "test", "revision": None})]
 
 
 def _articles(tmp_path):
