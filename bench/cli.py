@@ -1,5 +1,6 @@
 """Command line. `bench [hydra overrides]` runs a benchmark; `bench leaderboard RUN_DIR...` merges runs;
-`bench compare BASE NEW` compares two runs and gates on regressions; `bench report RUN_DIR` writes the HTML.
+`bench compare BASE NEW` compares two runs and gates on regressions; `bench report RUN_DIR` writes the HTML;
+`bench validity RUN_DIR...` correlates consensus recall with ROUGE against human summaries across summarizers.
 
 This module only parses arguments and calls `bench.pipeline.run` or `bench.report`."""
 from __future__ import annotations
@@ -145,10 +146,39 @@ def meta_eval_command(argv: list[str]) -> None:
     print(metaeval.write(result, args.out))
 
 
+def validity_command(argv: list[str]) -> None:
+    from bench import validity
+    from bench.score import MAIN_METRIC
+
+    parser = argparse.ArgumentParser(prog="bench validity", description=validity.__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path,
+                        help="a run (or merge) directory; several are merged as `bench leaderboard` does")
+    parser.add_argument("--metric", default=MAIN_METRIC, help=f"the reference-free metric (default {MAIN_METRIC})")
+    parser.add_argument("--against", default=validity.DEFAULT_AGAINST,
+                        help=f"the metric against the human summary (default {validity.DEFAULT_AGAINST})")
+    parser.add_argument("--summarizers", default=None,
+                        help="comma-separated summarizers to correlate across (default: all in the run)")
+    parser.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
+    args = parser.parse_args(argv)
+    try:
+        systems, scores = validity.load(args.runs)
+        if args.summarizers:
+            wanted = [x.strip() for x in args.summarizers.split(",") if x.strip()]
+            unknown = [x for x in wanted if x not in systems]
+            if unknown:
+                raise BenchError(f"summarizer(s) {', '.join(unknown)} not in the run (it has {', '.join(systems)})")
+            systems = wanted
+        result = validity.validity(scores, systems, args.metric, args.against)
+    except BenchError as e:
+        _fail(e)
+    print(validity.write(result, args.json))
+
+
 def main(argv: list[str] | None = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"leaderboard": leaderboard_command, "compare": compare_command, "report": report_command,
-                "meta-eval": meta_eval_command}
+                "meta-eval": meta_eval_command, "validity": validity_command}
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     sys.argv = [sys.argv[0], *argv]

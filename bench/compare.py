@@ -18,7 +18,8 @@ from bench.types import BenchError
 
 # +1: higher is better; -1: lower is better; 0: neither (reported, never gated)
 DIRECTION = {"consensus_recall": 1, "consensus_precision": 1, "unsupported_rate": -1, "rouge1": 1, "rouge2": 1,
-             "rougeLsum": 1, "length_words": 0, "compression": 0}
+             "rougeLsum": 1, "length_words": 0, "compression": 0,
+             "human_rouge1": 1, "human_rouge2": 1, "human_rougeLsum": 1}
 
 
 def compare(base_dir: Path, new_dir: Path, metric: str = MAIN_METRIC, tolerance: float = 0.01,

@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.report import DISPLAY, load_board, read_jsonl
+from bench.report import DISPLAY, load_board, read_jsonl, shown_metrics
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330;max-width:1400px}
@@ -62,7 +62,7 @@ def _num(x: Any, digits: int = 4) -> str:
 
 
 def _leaderboard(board: dict[str, Any]) -> str:
-    main, metrics = board["main_metric"], board["metrics"]
+    main, metrics = board["main_metric"], shown_metrics(board)
     others = [m for m in metrics if m != main]
     conf = int(round(100 * board.get("statistics", {}).get("confidence", 0.95)))
     head = (["#", "summarizer", DISPLAY.get(main, main), f"{conf}% CI", "> next (p)"]

@@ -121,6 +121,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             skips.append(Skip("facts", cid, "no sentences found", ca.id))
             continue
         docs_by_cluster.setdefault(cid, []).append(doc)
+    # human summaries (validity metrics): split into sentences by the run's own extractor, for rougeLsum
+    humans = {c.id: c.summary for c in clusters if c.summary and c.id in docs_by_cluster}
+    human_parsed = _extract(parts["facts"], facts_id, cache, [(f"{cid}/human_summary", t) for cid, t in humans.items()])
+    human_sentences = {cid: [x.text for x in p.sentences] for cid, p in zip(humans, human_parsed)}
 
     timings["facts_s"] = _lap(clock)
     clock = time.perf_counter()
@@ -168,7 +172,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             for sm in summaries:
                 sfh.write(json.dumps(asdict(sm), ensure_ascii=False) + "\n")
             score_keys = {id(sm): key("score", code_hash(), scorer_id, consensus_keys[sm.cluster_id], sm.article_id,
-                                      sm.meta["sentences"]) for sm in ok}
+                                      sm.meta["sentences"], human_sentences.get(sm.cluster_id)) for sm in ok}
             cached_scores = cache.get_many("score", list(score_keys.values()))
             new_scores = []
             for sm, d in zip(summaries, docs):
@@ -180,7 +184,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                     if result is None:
                         _, facts = sentence_lists[id(sm)]
                         item = ScoredInput(sm, d, sm.meta["sentences"], facts)
-                        result = parts["scorer"].score(item, consensus[d.cluster_id], docs_by_cluster[d.cluster_id])
+                        result = parts["scorer"].score(item, consensus[d.cluster_id], docs_by_cluster[d.cluster_id],
+                                                       human_sentences.get(d.cluster_id))
                         new_scores.append((score_keys[id(sm)], result))
                     row.update(status="ok", **result)
                 score_rows.append(row)

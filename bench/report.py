@@ -15,7 +15,8 @@ SCHEMA_VERSION = "1.1"
 DEFAULT_STATS = {"seed": 0, "resamples": 1000, "confidence": 0.95, "alpha": 0.05}
 RUN_FILES = ("articles.jsonl", "consensus.jsonl", "sources.jsonl")  # identical across runs with equal data and scorer
 DISPLAY = {"consensus_recall": "cons. recall", "consensus_precision": "cons. prec.", "unsupported_rate": "unsupported",
-           "rouge1": "R-1", "rouge2": "R-2", "rougeLsum": "R-Lsum", "length_words": "words", "compression": "compr."}
+           "rouge1": "R-1", "rouge2": "R-2", "rougeLsum": "R-Lsum", "length_words": "words", "compression": "compr.",
+           "human_rouge1": "human R-1", "human_rouge2": "human R-2", "human_rougeLsum": "human R-Lsum"}
 
 
 def leaderboard_rows(score_rows: Sequence[dict[str, Any]], identities: dict[str, Any]) -> list[dict[str, Any]]:
@@ -124,8 +125,15 @@ def _fmt(value: Any, metric: str) -> str:
     return f"{value:.4f}" if metric != "compression" else f"{value:.3f}"
 
 
+def shown_metrics(board: dict[str, Any]) -> list[str]:
+    """The metrics a table shows: the human_* validity columns only when some row has a value for them
+    (they need human summaries, which most data lacks); every other metric always."""
+    return [m for m in board["metrics"] if not m.startswith("human_")
+            or any(r["means"].get(m) is not None for r in board["rows"])]
+
+
 def to_markdown(board: dict[str, Any]) -> str:
-    metrics = board["metrics"]
+    metrics = shown_metrics(board)
     main = board["main_metric"]
     conf = int(round(100 * board.get("statistics", {}).get("confidence", 0.95)))
     head = ["#", "summarizer", f"{DISPLAY.get(main, main)} [{conf}% CI]", "> next",

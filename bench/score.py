@@ -15,9 +15,11 @@ from bench.matching import Matcher
 from bench.types import Document, Fact, Summary
 
 MAIN_METRIC = "consensus_recall"
-METRICS = ("consensus_recall", "consensus_precision", "unsupported_rate", "rouge1", "rouge2", "rougeLsum",
-           "length_words", "compression")
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
+# validity columns: ROUGE F against the cluster's human multi-document summary, None where it has none
+HUMAN_METRICS = tuple(f"human_{t}" for t in ROUGE_TYPES)
+METRICS = ("consensus_recall", "consensus_precision", "unsupported_rate", "rouge1", "rouge2", "rougeLsum",
+           "length_words", "compression", *HUMAN_METRICS)
 
 
 class _MemoStemmer:
@@ -56,7 +58,10 @@ class Scorer:
         scores = self._rouge.score("\n".join(reference_sentences), "\n".join(summary_sentences))
         return {k: scores[k].fmeasure for k in ROUGE_TYPES}
 
-    def score(self, item: ScoredInput, consensus: ClusterConsensus, cluster_docs: Sequence[Document]) -> dict[str, Any]:
+    def score(self, item: ScoredInput, consensus: ClusterConsensus, cluster_docs: Sequence[Document],
+              human_sentences: Sequence[str] | None = None) -> dict[str, Any]:
+        """`human_sentences`: the sentences of the cluster's human summary, if it has one; they give the
+        human_rouge* validity metrics (None without a human summary or without summary sentences)."""
         ref = consensus.reference(item.doc.id)
         attainable = [r for r in ref if r.attainable]
         covered = self._covered(item.summary_sentences, attainable)
@@ -82,6 +87,9 @@ class Scorer:
                            for f, ok in zip(item.summary_facts, supported) if not ok]
         if ref and item.summary_sentences:
             metrics.update(self.rouge([r.unit.text for r in ref], item.summary_sentences))
+        if human_sentences and item.summary_sentences:
+            human = self.rouge(human_sentences, item.summary_sentences)
+            metrics.update({f"human_{k}": v for k, v in human.items()})
         n_words = sum(len(s.split()) for s in item.summary_sentences)
         metrics["length_words"] = n_words
         doc_words = len(item.doc.text.split())

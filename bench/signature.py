@@ -21,8 +21,9 @@ def stable_hash(obj: Any, length: int = 16) -> str:
 
 
 def data_hash(clusters: list[Cluster]) -> str:
+    """Articles and human summaries. A cluster without a human summary hashes as before summaries existed."""
     return stable_hash([[c.id, [[a.id, a.source, a.title, a.text, a.date, a.url] for a in c.articles]]
-                        for c in clusters])
+                        + ([c.summary] if c.summary is not None else []) for c in clusters])
 
 
 def package_versions() -> dict[str, str | None]:

@@ -102,4 +102,4 @@ def as_values(rows: Sequence[Mapping], summarizer: str, metric: str) -> dict[tup
     """Defined values of one metric for one summarizer from scores.jsonl rows; failures and Nones are left
     out here and counted by the leaderboard."""
     return {(r["cluster_id"], r["article_id"]): r["metrics"][metric] for r in rows
-            if r["summarizer"] == summarizer and r["status"] == "ok" and r["metrics"][metric] is not None}
+            if r["summarizer"] == summarizer and r["status"] == "ok" and r["metrics"].get(metric) is not None}

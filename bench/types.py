@@ -23,6 +23,7 @@ class Article:
 class Cluster:
     id: str
     articles: tuple[Article, ...]
+    summary: str | None = None  # a human multi-document summary, when the corpus has one (validity metrics)
 
 
 @dataclass(frozen=True)

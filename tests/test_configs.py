@@ -13,7 +13,8 @@ from bench.summarize import Summarizer
 from tests.conftest import compose_cfg
 
 GROUPS = {"dataset": Dataset, "facts": FactExtractor, "matcher": Matcher}
-REQUIRED = {"folder": ["dataset.path=x"], "jsonl": ["dataset.path=x"], "hf": ["dataset.path=json"]}
+REQUIRED = {"folder": ["dataset.path=x"], "jsonl": ["dataset.path=x"], "hf": ["dataset.path=json"],
+            "wcep": ["dataset.path=json"]}
 
 
 def options(group):
