@@ -92,9 +92,9 @@ class ClauseFacts(_SpacyExtractor):
             if subject:
                 text = _render(sorted(subject, key=lambda t: t.i)) + " " + text
             out.append((text, tokens[0].idx, tokens[-1].idx + len(tokens[-1].text)))
-        if not out and _is_statement(list(sent), None):
+        if not out and _is_whole_statement(sent):
             out = [(sent.text.strip(), sent.start_char, sent.end_char)]
-        return out  # a fragment with no subject or no finite verb (a caption, a headline) states no fact
+        return out  # a caption or fragment without a verb states no fact
 
     def _clauses(self, head, scope: set, inherited_subject):
         remaining = {t for t in head.subtree if t in scope}
@@ -134,7 +134,11 @@ class ClauseFacts(_SpacyExtractor):
 
 
 def _is_finite(verb) -> bool:
-    return verb.tag_ in _FINITE_TAGS or any(c.dep_ in _AUX_DEPS and c.tag_ in _FINITE_TAGS for c in verb.children)
+    """A finite verb, or the headline passive ("Three people killed in crash"): a sentence's root past
+    participle with a subject of its own, which reads as a statement with its auxiliary left out."""
+    if verb.tag_ in _FINITE_TAGS or any(c.dep_ in _AUX_DEPS and c.tag_ in _FINITE_TAGS for c in verb.children):
+        return True
+    return verb.tag_ == "VBN" and verb.dep_ == "ROOT" and any(c.dep_ in _SUBJECT_DEPS for c in verb.children)
 
 
 def _is_bare_report(verb) -> bool:
@@ -143,6 +147,15 @@ def _is_bare_report(verb) -> bool:
         return False
     rest = [t for c in verb.children if c.dep_ not in _SUBJECT_DEPS for t in c.subtree]
     return _content(rest) == 0
+
+
+def _is_whole_statement(sent) -> bool:
+    """The author's own sentence, unsplit, stands as a fact when it has a verb with a subject, including
+    the telegraphic headline style of news highlights ("Seven CNN Heroes now assisting in relief efforts")."""
+    if _is_statement(list(sent), None):
+        return True
+    return any(t.pos_ in ("VERB", "AUX") and any(c.dep_ in _SUBJECT_DEPS for c in t.children) for t in sent) or (
+        sent.root.pos_ in ("NOUN", "PROPN") and any(t.pos_ == "VERB" for t in sent))
 
 
 def _is_statement(tokens, inherited_subject) -> bool:
