@@ -33,9 +33,21 @@ def leaderboard_rows(score_rows: Sequence[dict[str, Any]], identities: dict[str,
         rows.append({
             "summarizer": name, "identity": identities[name], "n_articles": len(mine), "n_scored": len(ok),
             "n_failed": sum(1 for r in mine if r["status"] == "failed"), "means": means, "n_defined": counts,
+            "recall_by_support": pooled_recall_by_support(ok),
         })
     rows.sort(key=lambda r: (r["means"][MAIN_METRIC] is None, -(r["means"][MAIN_METRIC] or 0.0), r["summarizer"]))
     return rows
+
+
+def pooled_recall_by_support(ok_rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | int]]:
+    """Per weight level k: attainable units with weight k covered / all such units, pooled over articles."""
+    covered: dict[str, float] = {}
+    units: dict[str, int] = {}
+    for r in ok_rows:
+        for k, n in (r.get("units_by_support") or {}).items():
+            covered[k] = covered.get(k, 0.0) + r["recall_by_support"][k] * n
+            units[k] = units.get(k, 0) + n
+    return {k: {"recall": covered[k] / units[k], "units": units[k]} for k in sorted(units, key=int)}
 
 
 def add_statistics(board: dict[str, Any], score_rows: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:

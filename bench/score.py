@@ -97,6 +97,7 @@ class Scorer:
         return {
             "metrics": metrics,
             "recall_by_support": {k: v[0] / v[1] for k, v in sorted(by_level.items(), key=lambda kv: int(kv[0]))},
+            "units_by_support": {k: v[1] for k, v in sorted(by_level.items(), key=lambda kv: int(kv[0]))},
             "n_reference_units": len(ref),
             "n_attainable_units": len(attainable),
             "n_summary_facts": len(facts),
