@@ -90,8 +90,14 @@ def same_event(text_a: str, text_b: str) -> bool:
         return False
     if bool(_NEGATION.search(text_a)) != bool(_NEGATION.search(text_b)):
         return False
-    names, light = a.entities | b.entities, _light_stems()
+    names, light = _capitalised(text_a) | _capitalised(text_b), _light_stems()
     return any(w not in names and w not in a.numbers and w not in light for w in a.content & b.content)
+
+
+def _capitalised(text: str) -> frozenset[str]:
+    """Stems of capitalised words, the first word included ("Senator Lopez said" names Lopez's title)."""
+    return frozenset(_stem(m.group(0).lower().split("'")[0].split("’")[0]) for m in _WORD.finditer(text)
+                     if m.group(0)[0].isupper())
 
 
 @lru_cache(maxsize=1)
