@@ -207,6 +207,9 @@ def meta_eval_command(argv: list[str]) -> None:
     parser.add_argument("--matcher", default=None, help="a matcher config (default: the run default)")
     parser.add_argument("--settings", default="human,auto", help="human, auto, or both (default human,auto)")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds by document (default 5)")
+    parser.add_argument("--params", choices=metaeval.PARAMS, default="refit",
+                        help="refit: a fitted (combined) matcher is refitted inside the cross-validation (default); "
+                             "shipped: evaluated with its configured parameters as they are, nothing refitted")
     parser.add_argument("--out", type=Path, default=None, help="write JSON here (and Markdown beside it)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. matcher.support_threshold=0.7")
     args = parser.parse_args(argv)
@@ -216,7 +219,7 @@ def meta_eval_command(argv: list[str]) -> None:
     try:
         cfg = compose(([f"matcher={args.matcher}"] if args.matcher else []) + args.overrides)
         matcher, extractor = instantiate(cfg.matcher), instantiate(cfg.facts)
-        result = metaeval.meta_evaluate(args.data, matcher, extractor, settings, args.folds)
+        result = metaeval.meta_evaluate(args.data, matcher, extractor, settings, args.folds, args.params)
     except BenchError as e:
         _fail(e)
     except HydraException as e:
