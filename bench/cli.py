@@ -66,10 +66,12 @@ def _silence_stdout() -> None:
 def environment_error(e: OSError | sqlite3.Error) -> str:
     """An OSError or SQLite error as one line: what failed, on which file, and the system's reason."""
     if isinstance(e, sqlite3.Error):
+        while isinstance(e.__context__, sqlite3.Error):  # e.g. a failed ROLLBACK hides the 'disk is full'
+            e = e.__context__
         return f"the cache database failed: {e} (free space, or set cache.path elsewhere or cache.enabled=false)"
-    where = f" {e.filename}" if e.filename else ""
+    where = f"cannot read or write {e.filename}" if e.filename else "a read or write of results or cache failed"
     hint = " (the disk is full)" if e.errno == errno.ENOSPC else ""
-    return f"cannot read or write{where}: {e.strerror or e}{hint}"
+    return f"{where}: {e.strerror or e}{hint}"
 
 
 def bench_version() -> str:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from omegaconf import DictConfig, OmegaConf
 
 from bench.cache import Cache, code_hash, key, text_hash
+from bench.cache_guard import set_aside_if_corrupt
 from bench.consensus import ClusterConsensus, ConsensusBuilder, ReferenceUnit
 from bench.data import Dataset
 from bench.facts import FactExtractor
@@ -78,6 +79,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     parts = build_parts(cfg)
+    set_aside_if_corrupt(cfg.cache.path if cfg.cache.enabled else None)  # warns; a new cache is built
     cache = Cache(cfg.cache.path if cfg.cache.enabled else None)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     timings: dict[str, Any] = {}

@@ -18,22 +18,34 @@ from bench.types import BenchError
 
 STATUS_FILE = "status.json"
 STATES = ("running", "finished", "failed")
+STATUS_BYTES = 4096  # one block: a later status overwrites it in place if the disk fills up
 
 
 def mark(run_dir: Path, state: str, reason: str | None = None) -> None:
-    """Write the status atomically (a reader never sees half a file). A status that cannot be written
-    (a full disk) is said on stderr and does not hide the error being reported."""
+    """Write the status atomically (a reader never sees half a file). Where that cannot be done (a full
+    disk has no block for a new file), the record is rewritten in place over the blocks the previous one
+    holds (records are padded to STATUS_BYTES for this); failing that too, a warning on stderr."""
     assert state in STATES, state
-    record = {"state": state, "reason": reason, "pid": os.getpid(), "host": socket.gethostname(),
-              "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    record = json.dumps({"state": state, "reason": reason, "pid": os.getpid(), "host": socket.gethostname(),
+                         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    record = record.ljust(STATUS_BYTES - 1) + "\n"
     path = Path(run_dir) / STATUS_FILE
     tmp = path.with_name(f".{STATUS_FILE}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(record) + "\n")
+        tmp.write_text(record)
         os.replace(tmp, path)
+        return
     except OSError as e:
-        print(f"bench: warning: could not write {path} ({e.strerror or e})", file=sys.stderr)
         tmp.unlink(missing_ok=True)
+        error = e
+    if path.is_file() and path.stat().st_size == len(record):
+        try:
+            with open(path, "r+") as fh:
+                fh.write(record)
+            return
+        except OSError as e:
+            error = e
+    print(f"bench: warning: could not write {path} ({error.strerror or error})", file=sys.stderr)
 
 
 def read(run_dir: Path) -> dict[str, Any] | None:
