@@ -116,15 +116,20 @@ def _hydra_main() -> None:
         runstatus.mark(out_dir, "running")
         try:
             board = run(cfg, out_dir)
-        except BaseException as e:
-            reason = (str(e) if isinstance(e, BenchError) else environment_error(e)
-                      if isinstance(e, (OSError, sqlite3.Error)) else f"{type(e).__name__}: {e}")
+        except KeyboardInterrupt:
+            runstatus.mark(out_dir, "failed", "interrupted (Ctrl-C)")
+            log.error("run interrupted (Ctrl-C)")
+            print("bench: interrupted; finished summaries are cached, a re-run resumes", file=sys.stderr)
+            raise SystemExit(130) from None
+        except (BenchError, OSError, sqlite3.Error) as e:  # input, configuration or environment: one line
+            reason = str(e) if isinstance(e, BenchError) else environment_error(e)
             runstatus.mark(out_dir, "failed", reason)
-            if not isinstance(e, (BenchError, OSError, sqlite3.Error)):
-                log.exception("run failed: %s", reason)  # a bug, or an interrupt: keep the traceback
-                raise
             log.error("run failed: %s", reason.replace("\n", "; "))
             _fail(reason)
+        except Exception as e:  # a bug: marked, and logged and raised with its traceback
+            runstatus.mark(out_dir, "failed", f"{type(e).__name__}: {e}")
+            log.exception("run failed")
+            raise
         runstatus.mark(out_dir, "finished")
         _print((out_dir / "leaderboard.md").read_text())
         _print(f"results: {out_dir}")
