@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 from bench.types import BenchError
 
@@ -128,7 +128,7 @@ def _model_errors(model: type[BaseModel], values: Any, prefix: str) -> Iterator[
         for err in e.errors():
             where = prefix + ".".join(str(x) for x in err["loc"])
             if err["type"] == "extra_forbidden":
-                known = ", ".join(model.model_fields)
+                known = ", ".join(k for k in model.model_fields if k not in INJECTED)
                 yield f"config {where}: unknown key; the keys here are {known}"
             elif err["type"] == "missing":
                 yield f"config {where}: a value is required and none is set"
@@ -141,12 +141,12 @@ def _allowed(err: dict[str, Any], model: type[BaseModel]) -> str:
     field = model.model_fields.get(str(err["loc"][0]))
     if err["type"] in RANGE_ERRORS and field is not None and field.description:
         return f"must be {field.description}"
-    msg = err["msg"]
     if err["type"] == "literal_error":
         return f"must be one of {err['ctx']['expected']}"
-    for prefix in ("Input should be ", "String should "):
-        if msg.startswith(prefix):
-            return "must be " + msg[len(prefix):] if prefix.startswith("Input") else "must " + msg[len(prefix):]
+    msg = err["msg"]
+    for pydantic_says, we_say in (("Input should ", "must "), ("String should ", "must ")):
+        if msg.startswith(pydantic_says):
+            return we_say + msg[len(pydantic_says):]
     return msg
 
 
@@ -208,8 +208,6 @@ def _constructor_model(cls: type) -> type[BaseModel]:
 
 def _checkable(hint: Any) -> Any:
     """Hints pydantic cannot check (arbitrary classes such as Matcher) are left unchecked."""
-    from pydantic import TypeAdapter
-
     try:
         TypeAdapter(hint)
         return hint
