@@ -155,6 +155,8 @@ def leaderboard_command(argv: list[str]) -> None:
             write_merged(board, scores, args.runs, args.out)
     except BenchError as e:
         _fail(e)
+    except OSError as e:  # e.g. --out on a full or read-only disk
+        _fail(environment_error(e))
     _print(to_markdown(board))
     if args.out:
         _print(f"results: {args.out}")
@@ -182,6 +184,8 @@ def compare_command(argv: list[str]) -> None:
         result = compare(args.base, args.new, args.metric, args.tolerance, args.alpha, args.max_listed)
     except BenchError as e:
         _fail(e)
+    except OSError as e:  # e.g. --out on a full or read-only disk
+        _fail(environment_error(e))
     _print(write(result, args.md, args.json))
     raise SystemExit(1 if result["regressed"] else 0)
 
@@ -199,6 +203,8 @@ def report_command(argv: list[str]) -> None:
         path = write_html(args.run, args.out)
     except BenchError as e:
         _fail(e)
+    except OSError as e:  # e.g. --out on a full or read-only disk
+        _fail(environment_error(e))
     _print(f"report: {path}")
 
 
@@ -229,6 +235,8 @@ def meta_eval_command(argv: list[str]) -> None:
         result = metaeval.meta_evaluate(args.data, matcher, extractor, settings, args.folds, args.params)
     except BenchError as e:
         _fail(e)
+    except OSError as e:  # e.g. --out on a full or read-only disk
+        _fail(environment_error(e))
     except HydraException as e:
         _fail(BenchError(str(e).splitlines()[0]))
     _print(metaeval.write(result, args.out))
