@@ -269,8 +269,10 @@ def _inject(stage: str, kill_at: int, counts: Path, results: Path, cache: Path) 
 
 
 def _stable(board: dict) -> dict:
-    """The leaderboard without what differs between equal runs (times, cache counters, throughput)."""
+    """The leaderboard without what differs between equal runs (times, cache counters, throughput, and the
+    git state, which an edit of the tree during the test would change)."""
     out = {k: v for k, v in board.items() if k not in VOLATILE}
+    out["signature"] = {k: v for k, v in board["signature"].items() if k not in ("git", "signature_string")}
     out["rows"] = [{k: v for k, v in r.items() if k != "throughput"} for r in board["rows"]]
     return out
 
