@@ -43,7 +43,7 @@ def compose(overrides: list[str] | None = None):
 
 
 def _fail(err: BenchError | str) -> None:
-    """One line per problem on stderr (and in the run's log, when there is one); exit 2."""
+    """One line per problem on stderr; exit 2. (A run logs its error to cli.log before calling this.)"""
     for line in str(err).splitlines() or [""]:
         print(f"bench: error: {line}", file=sys.stderr)
     raise SystemExit(2)
