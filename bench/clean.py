@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from bench.types import Article, CleanArticle, Removal
@@ -63,7 +63,7 @@ class Cleaner:
     min_words: int = 25
     max_chars: int = 200_000
     heading_max_words: int = 20
-    languages: tuple[str, ...] = ("en",)  # ISO 639-1 codes the fact extractor's model reads
+    languages: list[str] = field(default_factory=lambda: ["en"])  # ISO 639-1 codes the facts model reads
     min_language_confidence: float = 0.7
 
     def clean(self, article: Article) -> tuple[CleanArticle, str | None]:

@@ -2,16 +2,30 @@
 `bench compare BASE NEW` compares two runs and gates on regressions; `bench report RUN_DIR` writes the HTML;
 `bench validity RUN_DIR...` correlates consensus recall with ROUGE against human summaries across summarizers.
 
-This module only parses arguments and calls `bench.pipeline.run` or `bench.report`."""
+This module only parses arguments and calls `bench.pipeline.run` or `bench.report`. Errors caused by
+input, configuration or the environment are one line on stderr and exit 2; a closed pipe exits quietly."""
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
+import re
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
 
 from bench.types import BenchError
+
+log = logging.getLogger("bench")
+COMMANDS = {
+    "leaderboard": "merge run directories into one leaderboard",
+    "compare": "compare two runs (paired, per article) and gate on regressions",
+    "report": "write the self-contained HTML report of a run",
+    "meta-eval": "how well a matcher agrees with human judges (REALSumm layout)",
+    "validity": "does consensus recall rank summarizers like ROUGE against human summaries? (cluster data)",
+}
 
 def config_dir() -> str:
     """The repository's configs/ in a source checkout; the packaged copy in a wheel install."""
@@ -30,27 +44,97 @@ def compose(overrides: list[str] | None = None):
         return hydra_compose(config_name="config", overrides=list(overrides or []))
 
 
-def _fail(err: BenchError) -> None:
-    print(f"bench: error: {err}", file=sys.stderr)
+def _fail(err: BenchError | str) -> None:
+    """One line per problem on stderr; exit 2. (A run logs its error to cli.log before calling this.)"""
+    for line in str(err).splitlines() or [""]:
+        print(f"bench: error: {line}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def _print(text: str) -> None:
+    """print(), where a reader that went away (`bench ... | head`) ends the output, not the command."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush cannot raise again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def environment_error(e: OSError | sqlite3.Error) -> str:
+    """An OSError or SQLite error as one line: what failed, on which file, and the system's reason."""
+    if isinstance(e, sqlite3.Error):
+        while isinstance(e.__context__, sqlite3.Error):  # e.g. a failed ROLLBACK hides the 'disk is full'
+            e = e.__context__
+        return f"the cache database failed: {e} (free space, or set cache.path elsewhere or cache.enabled=false)"
+    where = f"cannot read or write {e.filename}" if e.filename else "a read or write of results or cache failed"
+    hint = " (the disk is full)" if e.errno == errno.ENOSPC else ""
+    return f"{where}: {e.strerror or e}{hint}"
+
+
+def bench_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("bench")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def help_text() -> str:
+    groups = sorted(p for p in Path(config_dir()).iterdir() if p.is_dir())
+    usage = {"[OVERRIDE ...]": "run a benchmark; overrides are Hydra's KEY=VALUE or GROUP=OPTION",
+             "-m OVERRIDE ...": "a sweep: one job folder per combination, then one merged leaderboard",
+             **{f"{name} ...": what for name, what in COMMANDS.items()}, "--version": "print bench's version"}
+    lines = [f"{'usage:' if i == 0 else '':<6} bench {args:<18} {what}" for i, (args, what) in enumerate(usage.items())]
+    lines += ["",
+              "Each subcommand has its own -h. Config groups (GROUP=OPTION):"]
+    lines += [f"  {g.name}: {', '.join(sorted(p.stem for p in g.glob('*.yaml')))}" for g in groups]
+    lines += ["", "Examples:", "  bench summarizer=[lead3,textrank] dataset=folder dataset.path=../shared/data/seed-cluster",
+              "  bench -m summarizer=lead3,textrank", "  bench --cfg job            print the composed config",
+              "  bench --hydra-help         Hydra's own options",
+              "", "Configs are validated before any work: each problem is one line, exit 2."]
+    return "\n".join(lines)
 
 
 def _hydra_main() -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
-    from omegaconf import DictConfig
+    from omegaconf import DictConfig, OmegaConf
+
+    OmegaConf.register_new_resolver("bench_job_dir", job_dir_name, replace=True)
+
+    from bench import runstatus
 
     @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
     def task(cfg: DictConfig) -> None:
         from bench.pipeline import run
 
         out_dir = Path(HydraConfig.get().runtime.output_dir)
+        runstatus.mark(out_dir, "running")
         try:
             board = run(cfg, out_dir)
-        except BenchError as e:
-            _fail(e)
-        print((out_dir / "leaderboard.md").read_text())
-        print(f"results: {out_dir}")
+        except KeyboardInterrupt:
+            runstatus.mark(out_dir, "failed", "interrupted (Ctrl-C)")
+            log.error("run interrupted (Ctrl-C)")
+            print("bench: interrupted; finished summaries are cached, a re-run resumes", file=sys.stderr)
+            raise SystemExit(130) from None
+        except (BenchError, OSError, sqlite3.Error) as e:  # input, configuration or environment: one line
+            reason = str(e) if isinstance(e, BenchError) else environment_error(e)
+            runstatus.mark(out_dir, "failed", reason)
+            log.error("run failed: %s", reason.replace("\n", "; "))
+            _fail(reason)
+        except Exception as e:  # a bug: marked, and logged and raised with its traceback
+            runstatus.mark(out_dir, "failed", f"{type(e).__name__}: {e}")
+            log.exception("run failed")
+            raise
+        runstatus.mark(out_dir, "finished")
+        _print((out_dir / "leaderboard.md").read_text())
+        _print(f"results: {out_dir}")
         if HydraConfig.get().mode.name == "RUN" and board["skipped"]:
             logging.getLogger("bench").info("%d item(s) skipped; see %s", len(board["skipped"]),
                                             out_dir / "skipped.jsonl")
@@ -67,14 +151,17 @@ def leaderboard_command(argv: list[str]) -> None:
                         help="write the merged run directory here (leaderboard, scores, summaries, report)")
     args = parser.parse_args(argv)
     try:
+        _require_finished(args.runs)
         board, scores = merge([(str(r), *load_run(r)) for r in args.runs])
         if args.out:
             write_merged(board, scores, args.runs, args.out)
     except BenchError as e:
         _fail(e)
-    print(to_markdown(board))
+    except OSError as e:  # e.g. --out on a full or read-only disk
+        _fail(environment_error(e))
+    _print(to_markdown(board))
     if args.out:
-        print(f"results: {args.out}")
+        _print(f"results: {args.out}")
 
 
 def compare_command(argv: list[str]) -> None:
@@ -95,10 +182,13 @@ def compare_command(argv: list[str]) -> None:
     parser.add_argument("--max-listed", type=int, default=20, help="worse articles listed per summarizer")
     args = parser.parse_args(argv)
     try:
+        _require_finished([args.base, args.new])
         result = compare(args.base, args.new, args.metric, args.tolerance, args.alpha, args.max_listed)
     except BenchError as e:
         _fail(e)
-    print(write(result, args.md, args.json))
+    except OSError as e:  # e.g. --out on a full or read-only disk
+        _fail(environment_error(e))
+    _print(write(result, args.md, args.json))
     raise SystemExit(1 if result["regressed"] else 0)
 
 
@@ -111,10 +201,13 @@ def report_command(argv: list[str]) -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: RUN/report.html")
     args = parser.parse_args(argv)
     try:
+        _require_finished([args.run])
         path = write_html(args.run, args.out)
     except BenchError as e:
         _fail(e)
-    print(f"report: {path}")
+    except OSError as e:  # e.g. --out on a full or read-only disk
+        _fail(environment_error(e))
+    _print(f"report: {path}")
 
 
 def meta_eval_command(argv: list[str]) -> None:
@@ -129,6 +222,9 @@ def meta_eval_command(argv: list[str]) -> None:
     parser.add_argument("--matcher", default=None, help="a matcher config (default: the run default)")
     parser.add_argument("--settings", default="human,auto", help="human, auto, or both (default human,auto)")
     parser.add_argument("--folds", type=int, default=5, help="cross-validation folds by document (default 5)")
+    parser.add_argument("--params", choices=metaeval.PARAMS, default="refit",
+                        help="refit: a fitted (combined) matcher is refitted inside the cross-validation (default); "
+                             "shipped: evaluated with its configured parameters as they are, nothing refitted")
     parser.add_argument("--out", type=Path, default=None, help="write JSON here (and Markdown beside it)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. matcher.support_threshold=0.7")
     args = parser.parse_args(argv)
@@ -138,12 +234,21 @@ def meta_eval_command(argv: list[str]) -> None:
     try:
         cfg = compose(([f"matcher={args.matcher}"] if args.matcher else []) + args.overrides)
         matcher, extractor = instantiate(cfg.matcher), instantiate(cfg.facts)
-        result = metaeval.meta_evaluate(args.data, matcher, extractor, settings, args.folds)
+        result = metaeval.meta_evaluate(args.data, matcher, extractor, settings, args.folds, args.params)
     except BenchError as e:
         _fail(e)
+    except OSError as e:  # e.g. --out on a full or read-only disk
+        _fail(environment_error(e))
     except HydraException as e:
         _fail(BenchError(str(e).splitlines()[0]))
-    print(metaeval.write(result, args.out))
+    _print(metaeval.write(result, args.out))
+
+
+def _require_finished(run_dirs) -> None:
+    from bench.runstatus import require_finished
+
+    for run_dir in run_dirs:
+        require_finished(run_dir)
 
 
 def validity_command(argv: list[str]) -> None:
@@ -162,6 +267,7 @@ def validity_command(argv: list[str]) -> None:
     parser.add_argument("--json", type=Path, default=None, help="write the full result as JSON here")
     args = parser.parse_args(argv)
     try:
+        _require_finished(args.runs)
         systems, scores = validity.load(args.runs)
         if args.summarizers:
             wanted = [x.strip() for x in args.summarizers.split(",") if x.strip()]
@@ -170,19 +276,68 @@ def validity_command(argv: list[str]) -> None:
                 raise BenchError(f"summarizer(s) {', '.join(unknown)} not in the run (it has {', '.join(systems)})")
             systems = wanted
         result = validity.validity(scores, systems, args.metric, args.against)
+        text = validity.write(result, args.json)
     except BenchError as e:
         _fail(e)
-    print(validity.write(result, args.json))
+    except OSError as e:  # e.g. --json on a full or read-only disk
+        _fail(environment_error(e))
+    _print(text)
 
 
 def main(argv: list[str] | None = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"leaderboard": leaderboard_command, "compare": compare_command, "report": report_command,
                 "meta-eval": meta_eval_command, "validity": validity_command}
-    if argv and argv[0] in commands:
-        return commands[argv[0]](argv[1:])
-    sys.argv = [sys.argv[0], *argv]
-    return _hydra_main()
+    try:
+        if argv and argv[0] in commands:
+            return commands[argv[0]](argv[1:])
+        if argv and argv[0] in ("-h", "--help"):
+            return _print(help_text())
+        if argv and argv[0] in ("-V", "--version"):
+            return _print(f"bench {bench_version()}")
+        sys.argv = [sys.argv[0], *argv]
+        return _hydra_main()
+    except BrokenPipeError:  # output cut short by the reader (e.g. `| head`): not an error of ours
+        _silence_stdout()
+        raise SystemExit(0) from None
+
+
+def job_dir_name(num: Any, override_dirname: str) -> str:
+    """A sweep job's folder: its number, then its own overrides, made safe as one path component."""
+    safe = re.sub(r"[^A-Za-z0-9._=,+\-\[\]]+", "_", str(override_dirname)).strip("_")
+    return f"{num}_{safe[:120]}" if safe else str(num)
+
+
+class ValidateBeforeRun:
+    """Hydra callback: the one validation pass, before Hydra creates any output folder. A single run
+    is validated whole; a sweep's results folder is checked once here and each job in `run`."""
+
+    def __init__(self, **_: Any):
+        pass
+
+    def on_run_start(self, config, **kwargs) -> None:
+        from omegaconf import OmegaConf
+
+        from bench.validate import ConfigError, validate_config
+
+        task_cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+        try:
+            validate_config(task_cfg)
+        except ConfigError as e:
+            _fail(e)
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        from bench.validate import writable_dir_error
+
+        problem = writable_dir_error(Path(config.results_dir))
+        if problem:
+            _fail(f"config results_dir={config.results_dir!r}: {problem}")
+
+    def on_run_end(self, config, **kwargs) -> None: ...
+    def on_multirun_end(self, config, **kwargs) -> None: ...
+    def on_job_start(self, config, **kwargs) -> None: ...
+    def on_job_end(self, config, job_return, **kwargs) -> None: ...
+    def on_compile_config(self, config, **kwargs) -> None: ...
 
 
 class MergeSweepLeaderboard:
@@ -202,7 +357,17 @@ class MergeSweepLeaderboard:
         from bench.report import load_run, merge, write_merged
 
         sweep = Path(config.hydra.sweep.dir)
-        jobs = sorted((p for p in sweep.iterdir() if (p / "leaderboard.json").is_file()), key=lambda p: p.name)
+        from bench.runstatus import describe, read
+
+        jobs, unfinished = [], []
+        for p in sorted((p for p in sweep.iterdir() if p.is_dir()), key=lambda p: p.name):
+            status = read(p)
+            if status is not None and status.get("state") != "finished":
+                unfinished.append(f"{p.name} ({describe(status)})")
+            elif (p / "leaderboard.json").is_file():
+                jobs.append(p)
+        if unfinished:
+            print(f"bench: warning: left out of the merge, not finished: {'; '.join(unfinished)}", file=sys.stderr)
         if not jobs:
             print(f"bench: no finished job under {sweep}; nothing to merge", file=sys.stderr)
             return

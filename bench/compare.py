@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.report import DEFAULT_STATS, load_run, read_jsonl
+from bench.report import DEFAULT_STATS, load_run, p_floor_note, read_jsonl, smallest_p_value
 from bench.score import MAIN_METRIC, METRICS
 from bench.stats import as_values, paired_test
 from bench.types import BenchError
@@ -84,7 +84,7 @@ def _compare_pair(base_name, new_name, base_board, new_board, base_scores, new_s
         worse = DIRECTION[m] != 0 and t.difference * DIRECTION[m] < 0
         deltas[m] = {"base": row_b["means"][m], "new": row_n["means"][m], "difference": t.difference,
                      "low": t.low, "high": t.high, "p_value": t.p_value, "significant": t.p_value < alpha,
-                     "direction": DIRECTION[m], "worse": worse, "n": t.n,
+                     "direction": DIRECTION[m], "worse": worse, "n": t.n, "n_clusters": t.n_clusters,
                      "regressed": bool(worse and t.p_value < alpha and abs(t.difference) > tolerance)}
     gate = deltas[metric]
     new_failures = row_n["n_failed"] - row_b["n_failed"]
@@ -146,6 +146,9 @@ def to_markdown(result: dict[str, Any]) -> str:
                                                "▲" if d["significant"] and d["direction"] else "")
             out.append(f"| {m} | {_f(d['base'])} | {_f(d['new'])} | {d['difference']:+.4f} "
                        f"[{d['low']:+.3f}, {d['high']:+.3f}] | {d['p_value']:.4f} | {mark} |")
+        gate = s["deltas"].get(result["metric"])
+        if gate and not gate["significant"] and (smallest_p_value(gate["n_clusters"]) or 0) >= result["alpha"]:
+            out.append(f"\nWhy not significant: {p_floor_note(gate['n_clusters'], result['alpha'])}.")
         out.append(f"\nFailed articles: {s['failed']['base']} → {s['failed']['new']}.")
         if s["worse_clusters"]:
             out.append("Clusters that got worse: " + ", ".join(

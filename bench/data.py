@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from bench.types import Article, BenchError, Cluster
+from bench.types import Article, BenchError, Cluster, Skip
 
 REQUIRED_FIELDS = ("cluster_id", "article_id", "source", "title", "text")
 OPTIONAL_FIELDS = ("date", "url")
@@ -20,6 +20,7 @@ class Dataset(ABC):
     """A source of clusters. Constructors only store settings; `load` reads."""
 
     name: str = "dataset"
+    skipped: tuple[Skip, ...] = ()  # files that `load` could not read, with the reason (set by `load`)
 
     @abstractmethod
     def load(self) -> list[Cluster]: ...
@@ -83,19 +84,32 @@ class FolderDataset(Dataset):
         if not cluster_dirs:
             raise BenchError(f"dataset folder {root} holds no .txt files (nor folders of them)")
         rows: list[dict[str, Any]] = []
+        skipped = []
         for cdir in cluster_dirs:
             meta = self._metadata(cdir)
             for f in sorted(cdir.glob("*.txt")):
-                try:
-                    text = f.read_text(encoding=self.encoding)
-                except UnicodeDecodeError as e:
-                    raise BenchError(f"{f}: not valid {self.encoding} text ({e.reason} at byte {e.start})") from None
+                text, problem = self._read(f)
+                if problem:
+                    skipped.append(Skip("data", cdir.name, f"{f.name}: {problem}", f.stem))
+                    continue
                 m = meta.get(f.name, {})
                 rows.append({
                     "cluster_id": cdir.name, "article_id": f.stem, "source": m.get("source", f.stem),
                     "title": m.get("title", ""), "text": text, "date": m.get("date"), "url": m.get("url"),
                 })
+        self.skipped = tuple(skipped)
         return rows_to_clusters(rows, str(root))
+
+    def _read(self, f: Path) -> tuple[str, str | None]:
+        """The file's text, or why it is not text: NUL bytes (binary) or bytes invalid in the encoding."""
+        data = f.read_bytes()
+        nul = data.find(b"\0")
+        if nul >= 0:
+            return "", f"binary file, not text (NUL byte at offset {nul})"
+        try:
+            return data.decode(self.encoding), None
+        except UnicodeDecodeError as e:
+            return "", f"not valid {self.encoding} text ({e.reason} at byte {e.start})"
 
     def _metadata(self, cdir: Path) -> dict[str, dict[str, Any]]:
         path = cdir / "metadata.jsonl"

@@ -20,7 +20,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px}h3{font-siz
 table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #d7dce5;padding:4px 8px;text-align:right;vertical-align:top}
 th{background:#eef1f6;cursor:pointer;user-select:none;white-space:nowrap}td.l,th.l{text-align:left}
 th.sorted-asc::after{content:" \\25B2"}th.sorted-desc::after{content:" \\25BC"}
-.sig{color:#0a7a2f;font-weight:600}.nsig{color:#8a93a3}.fail{color:#b3261e;font-weight:600}
+.sig{color:#0a7a2f;font-weight:600}.nsig{color:#8a93a3}.fail{color:#b3261e;font-weight:600}.warn{color:#8a4b00;font-weight:600}
 details{border:1px solid #d7dce5;border-radius:6px;margin:6px 0;padding:6px 10px}summary{cursor:pointer;font-weight:600}
 .article{white-space:pre-wrap;background:#fafbfd;border:1px solid #e3e7ee;padding:8px;max-height:420px;overflow:auto}
 .removed li{color:#6b7280}.removed .why{color:#9a3412;font-size:12px}
@@ -71,6 +71,7 @@ def _leaderboard(board: dict[str, Any]) -> str:
     out += [f'<th class="{"l" if h == "summarizer" else ""}">{e(h)}</th>' for h in head]
     out.append("</tr></thead><tbody>")
     for i, r in enumerate(board["rows"], start=1):
+        rank = r.get("rank", i)  # None: never measured, not ranked (boards before ranks: the row order)
         ci = (r.get("ci") or {}).get(main)
         ci_text = f"[{ci['low']:.3f}, {ci['high']:.3f}]" if ci else "n/a"
         nxt = r.get("vs_next")
@@ -81,7 +82,7 @@ def _leaderboard(board: dict[str, Any]) -> str:
                    f'{"✓" if nxt["significant"] else "·"} {nxt["p_value"]:.3f}</td>')
         else:
             sig = '<td data-v="">&nbsp;</td>'
-        cells = [f'<td data-v="{i}">{i}</td>', f'<td class="l" data-v="{e(r["summarizer"])}">{e(r["summarizer"])}</td>',
+        cells = [f'<td data-v="{"" if rank is None else rank}">{"–" if rank is None else rank}</td>', f'<td class="l" data-v="{e(r["summarizer"])}">{e(r["summarizer"])}</td>',
                  f'<td data-v="{r["means"][main] if r["means"][main] is not None else ""}">{_num(r["means"][main])}</td>',
                  f'<td data-v="{ci["low"] if ci else ""}">{ci_text}</td>', sig]
         for m in others:
@@ -220,7 +221,9 @@ def render(run_dir: Path) -> str:
             f"clusters scored</div>",
             "<h2>Leaderboard</h2>",
             f"<p class=\"meta\">Click a column to sort. CIs: {e(st.get('method'))}, {e(st.get('resamples'))} resamples, "
-            f"seed {e(st.get('seed'))}. &gt; next: {e(st.get('paired_test'))}; ✓ = p &lt; {e(st.get('alpha'))}.</p>",
+            f"seed {e(st.get('seed'))}. &gt; next: {e(st.get('paired_test'))}; ✓ = p &lt; {e(st.get('alpha'))}."
+            + (f" Note: {e(st['p_floor'])}." if st.get("p_floor") else "") + "</p>",
+            *(f'<p class="warn">Warning: {e(w)}</p>' for w in board.get("warnings", [])),
             _leaderboard(board), "<h2>Main metric with confidence intervals</h2>", _chart(board)]
     if board.get("notes"):
         body.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in board["notes"]) + "</ul>")

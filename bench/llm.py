@@ -163,6 +163,33 @@ class _TokenizedBackend(PromptedSummarizer):
         return results  # type: ignore[return-value]
 
 
+def looks_like_local_path(model: str) -> bool:
+    """A hub id is `name` or `owner/name`; anything absolute, relative (./, ../, ~) or deeper is a folder."""
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or os.sep != "/" and os.sep in model
+
+
+def model_location_error(model: str) -> str | None:
+    """Why `model` cannot be found before anything loads: a missing package or local folder; None otherwise
+    (hub ids are only checked when loaded)."""
+    try:
+        path = resolve_model_path(model)
+    except BenchError as e:
+        return str(e)
+    if looks_like_local_path(model) and not Path(path).expanduser().exists():
+        return f"the model folder {path} does not exist"
+    return None
+
+
+def local_model_path(model: str) -> str:
+    """The folder or hub id to load, refusing a local folder that does not exist (instead of letting the
+    hub client call it a malformed repo id)."""
+    problem = model_location_error(model)
+    if problem:
+        raise BenchError(problem)
+    path = resolve_model_path(model)
+    return str(Path(path).expanduser()) if looks_like_local_path(model) else path
+
+
 class TransformersSummarizer(_TokenizedBackend):
     """A causal LM through its chat template, or a seq2seq model (BART, T5, PEGASUS) through
     AutoModelForSeq2SeqLM.generate. `model` is a hub id, a local folder, or 'pypackage:NAME';
@@ -194,7 +221,7 @@ class TransformersSummarizer(_TokenizedBackend):
 
     def _weights_identity(self) -> dict[str, Any]:
         """Local files are identified by content; hub ids by id and revision (pin one to be exact)."""
-        path = Path(resolve_model_path(self.model_id))
+        path = Path(local_model_path(self.model_id))
         if not path.exists():
             return {"hub_id": self.model_id, "revision": self.revision or "unpinned"}
         files = [path / self.gguf_file] if self.gguf_file else sorted(
@@ -212,7 +239,7 @@ class TransformersSummarizer(_TokenizedBackend):
         import torch
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-        path = resolve_model_path(self.model_id)
+        path = local_model_path(self.model_id)
         kw = {"revision": self.revision, "trust_remote_code": self.trust_remote_code}
         if self.gguf_file:
             kw["gguf_file"] = self.gguf_file
@@ -322,7 +349,7 @@ class VLLMSummarizer(_TokenizedBackend):
                 from vllm import LLM
             except ImportError as e:
                 raise BenchError(f"summarizer '{self.name}' needs vLLM: pip install vllm (GPU only)") from e
-            self._llm = LLM(model=resolve_model_path(self.model_id), revision=self.revision,
+            self._llm = LLM(model=local_model_path(self.model_id), revision=self.revision,
                             seed=self.seed or 0, **self.engine)
         return self._llm
 

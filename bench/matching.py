@@ -111,7 +111,7 @@ _COMBINE = {
     "min": min,
     "harmonic": lambda f, b: 0.0 if f + b == 0 else 2 * f * b / (f + b),
 }
-_ALIGNMENTS = (*_COMBINE, "segments")
+ALIGNMENTS = (*_COMBINE, "segments")
 _PHRASE_SPLIT = re.compile(r"\s*[,;:—–()]\s*|\s+(?:and|but|while|as|after|before|because|when|where|which|who)\s+")
 
 
@@ -135,8 +135,8 @@ class Matcher(ABC):
     name = "matcher"
 
     def __init__(self, align_threshold: float, support_threshold: float, alignment: str = "max"):
-        if alignment not in _ALIGNMENTS:
-            raise ValueError(f"alignment must be one of {sorted(_ALIGNMENTS)}, got {alignment!r}")
+        if alignment not in ALIGNMENTS:
+            raise ValueError(f"alignment must be one of {sorted(ALIGNMENTS)}, got {alignment!r}")
         self.align_threshold = align_threshold
         self.support_threshold = support_threshold
         self.alignment = alignment

@@ -7,7 +7,9 @@ units, one line per document), summaries/<system>.summary (one line per document
 Settings: `human` scores the human units (SCUs.txt) against each summary; `auto` replaces them with
 the harness's own fact extractor applied to references.txt. A matcher with fitted parameters (the
 combined matcher) is refitted inside a cross-validation by documents, so every reported number is
-held out; other matchers use their configured threshold and nothing is fitted."""
+held out; other matchers use their configured threshold and nothing is fitted. `params="shipped"`
+evaluates a combined matcher with its configured (shipped) parameters as they are, nothing refitted:
+the held-out number for data it was not fitted on."""
 from __future__ import annotations
 
 import json
@@ -87,7 +89,7 @@ def correlations(harness: dict[tuple[int, str], float], human: dict[tuple[int, s
     for i in range(n_docs):
         h = [human[(i, s)] for s in systems]
         a = [harness[(i, s)] for s in systems]
-        if np.std(h) == 0 or np.std(a) == 0:
+        if is_constant(h) or is_constant(a):
             skipped += 1
             continue
         kt.append(kendalltau(h, a).statistic)
@@ -98,6 +100,11 @@ def correlations(harness: dict[tuple[int, str], float], human: dict[tuple[int, s
             "summary_n_documents": len(kt), "summary_skipped_constant": skipped,
             "system_kendall": float(kendalltau(hs, ha).statistic), "system_pearson": float(pearsonr(hs, ha).statistic),
             "system_spearman": float(spearmanr(hs, ha).statistic)}
+
+
+def is_constant(values) -> bool:
+    """Exactly constant: all values equal. (`np.std(x) == 0` misses equal floats, whose std can be 5.6e-17.)"""
+    return float(np.ptp(np.asarray(values, dtype=float))) == 0.0
 
 
 def unit_metrics(y: np.ndarray, scores: np.ndarray, decisions: np.ndarray) -> dict[str, float]:
@@ -145,10 +152,11 @@ def _pairs(data: RealSumm, units: list[list[str]]) -> tuple[list[tuple[str, str]
 
 
 def _scores(matcher: Matcher, pairs, keys, n_docs: int, folds: int, y: np.ndarray | None,
-            fold_params: list[dict[str, Any]] | None):
+            fold_params: list[dict[str, Any]] | None, params: str = "refit"):
     """Scores and decisions. A combined matcher is refitted per fold on the other documents' human labels
-    (given by y, or reused from fold_params); its held-out probabilities are returned."""
-    if not isinstance(matcher, CombinedMatcher):
+    (given by y, or reused from fold_params); its held-out probabilities are returned. With
+    params="shipped" it is used as configured, like every other matcher."""
+    if not isinstance(matcher, CombinedMatcher) or params == "shipped":
         scores = np.array(matcher.support(pairs))
         return scores, scores >= matcher.support_threshold, None
     x = matcher.featurize(pairs)
@@ -188,9 +196,15 @@ def rouge_recall_baselines(data: RealSumm, human: dict[tuple[int, str], float]) 
             "rouge2_recall": correlations(r2, human, n, data.systems)}
 
 
+PARAMS = ("refit", "shipped")
+
+
 def meta_evaluate(root: Path, matcher: Matcher, extractor: FactExtractor | None, settings=("human", "auto"),
-                  folds: int = 5) -> dict[str, Any]:
+                  folds: int = 5, params: str = "refit") -> dict[str, Any]:
+    if params not in PARAMS:
+        raise BenchError(f"params must be one of {', '.join(PARAMS)}, not {params!r}")
     started = time.perf_counter()
+    refit = isinstance(matcher, CombinedMatcher) and params == "refit"
     data = load_realsumm(root)
     n = len(data.ids)
     human_pairs, human_keys = _pairs(data, data.units)
@@ -202,11 +216,11 @@ def meta_evaluate(root: Path, matcher: Matcher, extractor: FactExtractor | None,
         "matcher": {"name": matcher.name, "identity": matcher.identity()},
         "protocol": (f"{folds}-fold cross-validation by documents (document i in fold i mod {folds}); "
                      "the combined matcher is refitted on the other folds' human labels, other matchers fit nothing")
-        if isinstance(matcher, CombinedMatcher) else "no fitting: the matcher's configured support_threshold",
-        "folds": folds, "settings": {},
+        if refit else "no fitting: the matcher's configured (shipped) parameters and support_threshold",
+        "params": params, "folds": folds, "settings": {},
     }
     t0 = time.perf_counter()
-    scores, decisions, fold_params = _scores(matcher, human_pairs, human_keys, n, folds, y, None)
+    scores, decisions, fold_params = _scores(matcher, human_pairs, human_keys, n, folds, y, None, params)
     if "human" in settings:
         out["settings"]["human"] = {
             "unit": unit_metrics(y, scores, decisions),
@@ -219,7 +233,7 @@ def meta_evaluate(root: Path, matcher: Matcher, extractor: FactExtractor | None,
         parsed = extractor.extract([(f"reference{i}", ref) for i, ref in enumerate(data.references)])
         auto_units = [[f.text for f in p.facts] for p in parsed]
         pairs, keys = _pairs(data, auto_units)
-        _, auto_decisions, _ = _scores(matcher, pairs, keys, n, folds, None, fold_params)
+        _, auto_decisions, _ = _scores(matcher, pairs, keys, n, folds, None, fold_params, params)
         out["settings"]["auto"] = {
             "auto_units": int(sum(map(len, auto_units))),
             **correlations(_pyramid(keys, auto_decisions, n, data.systems), human_pyramid, n, data.systems),

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from omegaconf import DictConfig, OmegaConf
 
 from bench.cache import Cache, code_hash, key, text_hash
+from bench.cache_guard import set_aside_if_corrupt
 from bench.consensus import ClusterConsensus, ConsensusBuilder, ReferenceUnit
 from bench.data import Dataset
 from bench.facts import FactExtractor
@@ -26,6 +27,7 @@ from bench.score import MAIN_METRIC, METRICS, ScoredInput, Scorer
 from bench.signature import data_hash, environment, stable_hash
 from bench.summarize import ReferenceAwareSummarizer, Summarizer
 from bench.types import BenchError, Document, Skip, Summary
+from bench.validate import validate_config
 
 log = logging.getLogger("bench")
 NON_SEMANTIC_KEYS = ("results_dir", "run_name", "hydra", "cache", "html")
@@ -72,16 +74,18 @@ def _summarizer(name: str, node: DictConfig, matcher: Matcher) -> Summarizer:
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    validate_config(cfg, check_results_dir=False)  # every bad setting, one line each, before any work
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     parts = build_parts(cfg)
+    set_aside_if_corrupt(cfg.cache.path if cfg.cache.enabled else None)  # warns; a new cache is built
     cache = Cache(cfg.cache.path if cfg.cache.enabled else None)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     timings: dict[str, Any] = {}
     clock = time.perf_counter()
     clusters = parts["dataset"].load()
-    skips: list[Skip] = []
+    skips: list[Skip] = list(parts["dataset"].skipped)  # unreadable files: recorded, the rest goes on
 
     # clean, then drop what cannot be scored
     cleaned = []

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from bench.score import MAIN_METRIC, METRICS
-from bench.stats import as_values, cluster_bootstrap_ci, paired_test
+from bench.stats import EXACT_PERMUTATION_MAX_CLUSTERS, as_values, cluster_bootstrap_ci, paired_test
 from bench.types import BenchError
 
+log = logging.getLogger("bench")
 SCHEMA_VERSION = "1.1"
 DEFAULT_STATS = {"seed": 0, "resamples": 1000, "confidence": 0.95, "alpha": 0.05}
 RUN_FILES = ("articles.jsonl", "consensus.jsonl", "sources.jsonl")  # identical across runs with equal data and scorer
@@ -82,10 +84,51 @@ def add_statistics(board: dict[str, Any], score_rows: Sequence[dict[str, Any]], 
         r["vs_next"] = (dict(by_pair[(r["summarizer"], rows[i + 1]["summarizer"])])
                         if i + 1 < len(rows) else None)
     board["comparisons"] = comparisons
+    rank_and_warn(board)
     board["statistics"] = {"method": "percentile bootstrap resampling whole clusters", "metric_tested": main,
                            "paired_test": "difference: exact mean and paired cluster-bootstrap CI; p: two-sided "
                                           "sign-flip permutation test over clusters (exact up to 16 clusters)",
                            **{k: stats[k] for k in ("seed", "resamples", "confidence", "alpha")}}
+    n_clusters = max((c.get("n_clusters") or 0 for c in comparisons), default=0)
+    if (smallest_p_value(n_clusters) or 0) >= alpha:
+        board["statistics"]["p_floor"] = p_floor_note(n_clusters, alpha)
+
+
+def rank_and_warn(board: dict[str, Any]) -> None:
+    """Ranks only what was measured: rows whose main metric is defined somewhere get 1, 2, ...; the rest get
+    none. Warns (log and `warnings`) when fewer than half of the scored summaries have a defined main metric."""
+    main, rows = board["main_metric"], board["rows"]
+    warnings = []
+    rank = 0
+    for r in rows:
+        measured = r["means"][main] is not None
+        rank += measured
+        r["rank"] = rank if measured else None
+        if not measured and r["n_scored"]:
+            warnings.append(f"{r['summarizer']}: {main} is undefined for all {r['n_scored']} scored articles; not ranked")
+    scored = sum(r["n_scored"] for r in rows)
+    defined = sum(r["n_defined"][main] for r in rows)
+    if scored and 2 * defined < scored:
+        warnings.insert(0, f"{main} is defined for only {defined} of {scored} scored summaries (fewer than half): an "
+                        "article has no reference when no unit reaches consensus.min_support other sources, so the "
+                        "ranking rests on few articles (lower consensus.min_support or matcher.support_threshold)")
+    for w in warnings:
+        log.warning("%s", w)
+    board["warnings"] = warnings
+
+
+def smallest_p_value(n_clusters: int) -> float | None:
+    """The smallest p the exact cluster sign-flip test can give (only the observed signs and their mirror
+    are as extreme): 2 / 2^C; None when the test is not exact (more clusters) or there is none."""
+    if not 0 < n_clusters <= EXACT_PERMUTATION_MAX_CLUSTERS:
+        return None
+    return 2.0 / 2 ** n_clusters
+
+
+def p_floor_note(n_clusters: int, alpha: float) -> str:
+    return (f"with {n_clusters} cluster(s) the smallest possible p-value is 2/2^{n_clusters} = "
+            f"{smallest_p_value(n_clusters):.3g}, not below alpha = {alpha}: no paired difference can be significant "
+            "however large; add clusters")
 
 
 def merge(boards: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]]) -> tuple[dict[str, Any], list[dict]]:
@@ -151,21 +194,24 @@ def to_markdown(board: dict[str, Any]) -> str:
     head = ["#", "summarizer", f"{DISPLAY.get(main, main)} [{conf}% CI]", "> next",
             *[DISPLAY.get(m, m) for m in metrics if m != main], "scored", "failed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---:"] + [":---"] + ["---:"] * (len(head) - 2)) + "|"]
-    for i, r in enumerate(board["rows"], start=1):
+    for r in board["rows"]:
         ci = (r.get("ci") or {}).get(main)
         main_cell = _fmt(r["means"][main], main) + (f" [{ci['low']:.3f}, {ci['high']:.3f}]" if ci else "")
-        cells = [str(i), r["summarizer"], main_cell, _significance(r.get("vs_next")),
+        cells = [_rank(r), r["summarizer"], main_cell, _significance(r.get("vs_next")),
                  *[_fmt(r["means"][m], m) for m in metrics if m != main],
                  f"{r['n_scored']}/{r['n_articles']}", str(r["n_failed"])]
         lines.append("| " + " | ".join(cells) + " |")
     sig = board["signature"]
     cfg = sig["config_hash"] if isinstance(sig["config_hash"], str) else ",".join(sig["config_hash"])
-    out = [f"## bench leaderboard ({main} first)", "", *lines, ""]
+    out = [f"## bench leaderboard ({main} first)", ""]
+    out += [f"- **Warning:** {w}" for w in board.get("warnings", [])] + ([""] if board.get("warnings") else [])
+    out += [*lines, ""]
     if board.get("statistics"):
         st = board["statistics"]
         out += [f"CIs: {st['confidence']:.0%} percentile bootstrap over clusters ({st['resamples']} resamples, seed "
                 f"{st['seed']}). `> next`: paired test against the next row on {main} (cluster sign-flip permutation); "
-                f"✓ = significant at p < {st['alpha']}, · = not.", ""]
+                f"✓ = significant at p < {st['alpha']}, · = not." + (f" Note: {st['p_floor']}." if st.get("p_floor")
+                                                                    else ""), ""]
     out += [f"Signature: `{sig['signature_string']}` (config {cfg})", ""]
     if board.get("skipped"):
         out.append(f"Skipped: {len(board['skipped'])} item(s): " + "; ".join(
@@ -178,6 +224,11 @@ def to_markdown(board: dict[str, Any]) -> str:
     if undefined:
         out.append("Means over fewer articles where a metric is undefined (see README): " + "; ".join(undefined))
     return "\n".join(out).rstrip() + "\n"
+
+
+def _rank(row: dict[str, Any]) -> str:
+    """The row's rank; '-' for a row whose main metric was never measured (older boards: no rank key)."""
+    return "-" if row.get("rank", 0) is None else str(row.get("rank", ""))
 
 
 def _significance(vs_next: dict[str, Any] | None) -> str:

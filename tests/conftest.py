@@ -12,6 +12,17 @@ SEED = REPO.parent / "shared" / "data" / "seed-cluster"
 PLANTED = json.loads((REPO / "bench" / "demo" / "planted.json").read_text())
 
 
+def require_shared(path: Path) -> Path:
+    """Shared read-only data (../shared): skipped where it is absent, except in CI (CI=true), where its
+    absence fails the test, so that CI cannot pass without running it."""
+    if not path.exists():
+        message = f"{path} is not present (../shared holds the shared read-only data)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    return path
+
+
 def compose_cfg(*overrides: str):
     return compose(list(overrides))
 
@@ -49,9 +60,7 @@ def demo_docs():
 
 @pytest.fixture(scope="session")
 def seed_docs():
-    if not SEED.is_dir():
-        pytest.skip("../shared/data/seed-cluster is not present")
-    return build_docs(str(SEED))
+    return build_docs(str(require_shared(SEED)))
 
 
 def build_docs(path):

@@ -37,7 +37,9 @@ def test_multirun_gives_one_combined_leaderboard(tmp_path):
     board = json.loads((sweep / "leaderboard.json").read_text())
     assert sorted(r["summarizer"] for r in board["rows"]) == ["lead3", "textrank"]
     assert "combined leaderboard" in proc.stdout
-    merged = run_cli("leaderboard", str(sweep / "0"), str(sweep / "1"))
+    jobs = sorted(p.name for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert jobs == ["0_summarizer=lead3", "1_summarizer=textrank"]  # job folders are named by their overrides
+    merged = run_cli("leaderboard", *(str(sweep / j) for j in jobs))
     assert merged.returncode == 0 and "| lead3 |" in merged.stdout and "| textrank |" in merged.stdout
 
 
@@ -83,7 +85,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
                         "bad.jsonl:2: malformed JSON")
     _assert_clean_error(run_cli("summarizer=nope", f"results_dir={tmp_path}"), "Could not find 'summarizer/nope'")
     _assert_clean_error(run_cli("matcher.align_treshold=0.3", f"results_dir={tmp_path}"), "align_treshold")
-    _assert_clean_error(run_cli("matcher.alignment=foo", f"results_dir={tmp_path}"), "alignment must be one of")
+    _assert_clean_error(run_cli("matcher.alignment=foo", f"results_dir={tmp_path}"), "matcher.alignment='foo': must be one of")
     _assert_clean_error(run_cli("summarizer=smollm2", "summarizer.smollm2.overflow=x", f"results_dir={tmp_path}"),
-                        "overflow must be one of")
+                        "summarizer.smollm2.overflow='x': must be one of")
     _assert_clean_error(run_cli("report", str(tmp_path / "nope")), "no leaderboard.json")

@@ -161,29 +161,36 @@ def test_cli_openai_resume_after_kill(tiny, tmp_path):
             assert "OPENAI_API_KEY=" not in path.read_text(errors="ignore")
 
 
-def test_failed_model_is_recorded_not_scored(tmp_path):
+def test_missing_model_folder_fails_before_any_work(tmp_path):
+    """A local model folder that does not exist is found by the validation pass (issue 11): one line,
+    exit 2, in seconds, no run folder, instead of a full run whose summarizer fails every article."""
     proc = run_cli("summarizer=[lead3,hf_causal]", f"summarizer.hf_causal.model={tmp_path / 'missing-model'}",
-                   f"results_dir={tmp_path}")
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    run_dir = _run_dir(tmp_path)
-    rows = {r["summarizer"]: r for r in json.loads((run_dir / "leaderboard.json").read_text())["rows"]}
-    assert rows["hf_causal"]["n_failed"] == 9 and rows["hf_causal"]["n_scored"] == 0
-    assert all(v is None for v in rows["hf_causal"]["means"].values())
-    assert rows["lead3"]["n_scored"] == 9
-    scores = [r for r in read_jsonl(run_dir / "scores.jsonl") if r["summarizer"] == "hf_causal"]
-    assert all(r["status"] == "failed" and r["metrics"] is None and "missing-model" in r["error"] for r in scores)
+                   f"results_dir={tmp_path / 'results'}")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"the model folder {tmp_path / 'missing-model'} does not exist" in proc.stderr
+    assert not (tmp_path / "results").exists()
 
 
-def test_summarizer_without_identity_is_recorded_and_the_run_finishes(tmp_path):
-    """A model package that is not installed: its identity (a file hash) cannot be computed."""
+def test_missing_model_package_fails_before_any_work(tmp_path):
     proc = run_cli("summarizer=[lead3,hf_causal]", "summarizer.hf_causal.model=pypackage:not_a_pkg",
-                   f"results_dir={tmp_path}")
-    assert proc.returncode == 0, proc.stderr
-    rows = {r["summarizer"]: r for r in json.loads((_run_dir(tmp_path) / "leaderboard.json").read_text())["rows"]}
-    assert rows["hf_causal"]["n_failed"] == 9 and rows["lead3"]["n_scored"] == 9
-    board = json.loads((_run_dir(tmp_path) / "leaderboard.json").read_text())
-    assert board["throughput"]["hf_causal"]["cached"] == 0 and board["throughput"]["hf_causal"]["failed"] == 9
+                   f"results_dir={tmp_path / 'results'}")
+    assert proc.returncode == 2 and "model package 'not_a_pkg' is not installed" in proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_summarizer_that_cannot_run_is_recorded_and_the_run_finishes(tmp_path):
+    """Where only loading can tell (a hub id, a package removed after validation), the summarizer fails
+    every article with the reason and the rest of the run is scored."""
+    from bench.pipeline import _identity, _summarize
+    from bench.types import Article, Document
+
+    s = TransformersSummarizer("gone", model="pypackage:not_a_pkg")
+    identity, error = _identity(s)
+    assert "not_a_pkg" in error
+    docs = [Document("c", Article(f"a{i}", "outlet", "", "Some text."), "Some text.", (), ()) for i in range(3)]
+    summaries, stats = _summarize(s, identity, error, docs, [None] * 3, Cache(None))
+    assert [sm.ok for sm in summaries] == [False] * 3 and all("not_a_pkg" in sm.error for sm in summaries)
+    assert stats["failed"] == 3 and stats["cached"] == 0
 
 
 def test_cache_two_writers_no_lock_errors(tmp_path):

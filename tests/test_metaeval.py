@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, require_shared, run_cli
 
 REALSUMM = REPO.parent / "shared" / "validation" / "realsumm-dev"
 
@@ -76,9 +76,9 @@ def test_meta_eval_bad_input_is_a_clear_error(tmp_path):
     assert proc.returncode == 2
 
 
-@pytest.mark.skipif(not REALSUMM.is_dir(), reason="../shared/validation/realsumm-dev is not present")
 def test_lexical_meta_eval_on_realsumm_dev_golden():
     """Golden numbers (README) for the default matcher, so that any change to matching is visible."""
+    require_shared(REALSUMM)
     from bench.matching import LexicalMatcher
     from bench.metaeval import meta_evaluate
 

@@ -113,7 +113,7 @@ def test_non_english_articles_are_skipped_with_the_language():
               "beschlossen. Sieben Mitglieder stimmten für den Plan, der vier neue Buslinien vorsieht.")
     _, reason = Cleaner().clean(Article("de", "s", "", german))
     assert reason.startswith("not English: detected language 'de'")
-    _, reason = Cleaner(languages=("en", "de")).clean(Article("de", "s", "", german))
+    _, reason = Cleaner(languages=["en", "de"]).clean(Article("de", "s", "", german))
     assert reason is None
 
 

@@ -70,7 +70,9 @@ def test_multirun_of_three_gives_merged_leaderboard_with_cis_and_significance(su
     # the merge directory is a run directory: scores, summaries, HTML, and it can be merged or compared again
     for name in ("scores.jsonl", "summaries.jsonl", "consensus.jsonl", "articles.jsonl", "report.html"):
         assert (sweep / name).is_file(), name
-    again = run_cli("leaderboard", str(sweep / "0"), str(sweep / "1"), str(sweep / "2"), "--out", str(tmp_path / "m"))
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name[:1].isdigit())
+    assert [p.name.split("_", 1)[0] for p in jobs] == ["0", "1", "2"]
+    again = run_cli("leaderboard", *map(str, jobs), "--out", str(tmp_path / "m"))
     assert again.returncode == 0, again.stderr
     merged = json.loads((tmp_path / "m" / "leaderboard.json").read_text())
     assert [r["means"] for r in merged["rows"]] == [r["means"] for r in board["rows"]]
