@@ -40,7 +40,7 @@ def one_line_error(proc, *needles: str) -> str:
     (["consensus.min_support=abc"], ["consensus.min_support='abc'", "integer"]),
     (["dataset=folder"], ["dataset.path", "required"]),
     (["summarizer.lead3.k=0"], ["summarizer.lead3.k=0", ">= 1"]),
-    (["matcher.alignment=foo"], ["matcher.alignment='foo'", "'max', 'harmonic' or 'min'"]),
+    (["matcher.alignment=foo"], ["matcher.alignment='foo'", "'max', 'mean', 'min', 'harmonic' or 'segments'"]),
     (["summarizer=hf_causal", "summarizer.hf_causal.model=/nonexistent/model-folder"],
      ["summarizer.hf_causal.model", "the model folder /nonexistent/model-folder does not exist"]),
 ])

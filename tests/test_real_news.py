@@ -1,28 +1,17 @@
 """Consensus on real news: independence from copied passages, per-unit witnesses, alignment vetoes,
 cleaning of scraped pages, and alignment precision on the labelled Multi-News pairs."""
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 
 from bench.clean import Cleaner
 from bench.consensus import ConsensusBuilder, passage_tokens, shared_passages
 from bench.facts import ClauseFacts
 from bench.matching import LexicalMatcher, same_event
 from bench.types import Article, Document
-from tests.conftest import REPO, compose_cfg
+from tests.conftest import REPO, compose_cfg, require_shared
 
 MULTINEWS = REPO.parent / "shared" / "data" / "multinews-dev"
-
-
-def _shared(path: Path) -> Path:
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{path} is missing: CI must run the tests that use ../shared")
-        pytest.skip(f"{path} is not present")
-    return path
 
 
 def _docs(texts: dict[str, str], cluster: str = "c") -> list[Document]:
@@ -128,7 +117,7 @@ def test_seed_cluster_copy_and_rewrite_are_the_only_dependencies(seed_docs):
 
 def test_labelled_alignment_precision_is_at_least_0_9():
     labels = REPO / "scripts" / "alignment_labels.jsonl"
-    data = _shared(MULTINEWS / "clusters.jsonl").parent
+    data = require_shared(MULTINEWS / "clusters.jsonl").parent
     sys.path.insert(0, str(REPO / "scripts"))
     try:
         from alignment_labels import load_pairs, precision_recall
@@ -144,7 +133,7 @@ def test_labelled_alignment_precision_is_at_least_0_9():
 
 
 def test_alignment_labels_script_runs():
-    _shared(MULTINEWS / "clusters.jsonl")
+    require_shared(MULTINEWS / "clusters.jsonl")
     proc = subprocess.run([sys.executable, "scripts/alignment_labels.py", "evaluate", "--data", str(MULTINEWS)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
