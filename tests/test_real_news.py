@@ -138,3 +138,35 @@ def test_alignment_labels_script_runs():
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert '"cross_validated"' in proc.stdout and '"precision"' in proc.stdout
+
+
+GERMAN = {
+    "a.txt": "Der Stadtrat hat am Dienstag nach einer langen Anhörung den neuen Haushalt für den Nahverkehr "
+             "beschlossen. Sieben Mitglieder stimmten für den Plan, der vier neue Buslinien vorsieht.",
+    "b.txt": "Nach stundenlanger Debatte hat der Stadtrat den Nahverkehrshaushalt verabschiedet. Der Plan sieht vier "
+             "zusätzliche Buslinien vor und soll im kommenden Jahr umgesetzt werden.",
+}
+
+
+def test_a_german_cluster_is_a_recorded_skip_or_a_one_line_error(tmp_path):
+    import shutil
+
+    from tests.conftest import read_jsonl, run_cli, run_dir
+
+    german = tmp_path / "data" / "stadtrat"
+    german.mkdir(parents=True)
+    for name, text in GERMAN.items():
+        (german / name).write_text(text)
+    alone = run_cli("dataset=folder", f"dataset.path={german.parent}", "summarizer=[lead3]",
+                    f"results_dir={tmp_path / 'alone'}")
+    assert alone.returncode == 2 and "Traceback" not in alone.stderr
+    (line,) = [x for x in alone.stderr.splitlines() if x.startswith("bench: error:")]
+    assert "not English: detected language 'de'" in line
+    for cluster in ("brackwater-wildfire", "port-alder-bridge"):  # beside English clusters: a recorded skip
+        shutil.copytree(REPO / "bench" / "demo" / cluster, tmp_path / "data" / cluster)
+    mixed = run_cli("dataset=folder", f"dataset.path={german.parent}", "summarizer=[lead3]",
+                    f"results_dir={tmp_path / 'mixed'}")
+    assert mixed.returncode == 0, mixed.stderr
+    skipped = read_jsonl(run_dir(tmp_path / "mixed") / "skipped.jsonl")
+    assert {(s["article_id"], s["reason"].split(":")[0]) for s in skipped if s["cluster_id"] == "stadtrat"} >= {
+        ("a", "not English"), ("b", "not English")}
