@@ -217,13 +217,15 @@ def _checkable(hint: Any) -> Any:
 
 
 def _path_errors(resolved: Mapping[str, Any], check_results_dir: bool) -> Iterator[str]:
-    problem = writable_dir_error(Path(resolved["results_dir"])) if check_results_dir else None
-    if problem:
-        yield f"config results_dir={resolved['results_dir']!r}: {problem}"
+    results_dir = Path(resolved["results_dir"])
+    results_problem = writable_dir_error(results_dir) if check_results_dir else None
+    if results_problem:
+        yield f"config results_dir={resolved['results_dir']!r}: {results_problem}"
     cache = resolved.get("cache") or {}
-    if cache.get("enabled") and cache.get("path"):
+    inside_failed_results = results_problem and Path(cache.get("path") or "").is_relative_to(results_dir)
+    if cache.get("enabled") and cache.get("path") and not inside_failed_results:  # one cause, one line
         path = Path(cache["path"])
-        problem = (f"is a folder, not a file" if path.is_dir() else
+        problem = ("is a folder, not a file" if path.is_dir() else
                    writable_dir_error(path.parent) or (None if not path.exists() or os.access(path, os.R_OK | os.W_OK)
                                                        else "cannot be read and written"))
         if problem:
