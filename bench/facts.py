@@ -1,6 +1,7 @@
 """Stage 3, facts: split text into sentences and atomic, clause-level facts with character spans."""
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -192,4 +193,4 @@ def _render(tokens: list) -> str:
             parts.append(prev.whitespace_)
         parts.append(t.text)
         prev = t
-    return "".join(parts).strip()
+    return re.sub(r"\s*,(?:\s*,)+", ",", "".join(parts)).strip()  # a clause cut out between commas leaves ", ,"
