@@ -145,10 +145,32 @@ def meta_eval_command(argv: list[str]) -> None:
     print(metaeval.write(result, args.out))
 
 
+def cache_command(argv: list[str]) -> None:
+    from bench.cache import Cache
+
+    parser = argparse.ArgumentParser(prog="bench cache", description="Cache maintenance.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    merge_parser = sub.add_parser("merge", help="fold cache files (e.g. one per shard) into one, so that a later "
+                                  "run with cache.path=INTO recomputes nothing they hold")
+    merge_parser.add_argument("into", type=Path, help="the destination cache (created when missing)")
+    merge_parser.add_argument("sources", nargs="+", type=Path, help="cache files to fold in")
+    args = parser.parse_args(argv)
+    cache = Cache(args.into)
+    try:
+        added = cache.merge_from(args.sources)
+    except BenchError as e:
+        _fail(e)
+    finally:
+        cache.close()
+    for src, n in added.items():
+        print(f"{src}: {n} new entries")
+    print(f"cache: {args.into}")
+
+
 def main(argv: list[str] | None = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"leaderboard": leaderboard_command, "compare": compare_command, "report": report_command,
-                "meta-eval": meta_eval_command}
+                "meta-eval": meta_eval_command, "cache": cache_command}
     if argv and argv[0] in commands:
         return commands[argv[0]](argv[1:])
     sys.argv = [sys.argv[0], *argv]
