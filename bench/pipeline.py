@@ -167,6 +167,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     replay_identity = [code_hash(), {k: v for k, v in resolved.items() if k not in NON_SEMANTIC_KEYS + ("stats",)},
                        identities]
     timings["replayed_chunks_s"] = 0.0
+    replayed = 0
     score_rows: list[dict[str, Any]] = []   # metrics only: what the leaderboard and its statistics read
     skips: list[Skip] = []
     n_scored_clusters = n_scored_articles = 0
@@ -176,8 +177,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             chunk = clusters[begin:begin + chunk_size]
             chunk_key = key("chunk", replay_identity, [[c.id, [[a.id, a.source, a.title, text_hash(a.text), a.date,
                                                                 a.url] for a in c.articles]] for c in chunk])
-            replay = cache.get_many("chunk", [chunk_key]).get(chunk_key)
+            replay = cache.get_many("chunk", [chunk_key], count=False).get(chunk_key)
             if replay is not None:
+                replayed += 1
                 clock = time.perf_counter()
                 n_docs = _replay_chunk(replay, outputs, skips, counters, score_rows)
                 timings["replayed_chunks_s"] += _lap(clock)
@@ -227,7 +229,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "rows": leaderboard_rows(score_rows, identities),
         "dataset": {**dataset_info, "n_scored_clusters": n_scored_clusters, "n_scored_articles": n_scored_articles},
         "throughput": throughput, "skipped": [s.to_dict() for s in skips],
-        "cache": {"path": str(cache.path) if cache.enabled else None, "hits": cache.hits, "misses": cache.misses},
+        "cache": {"path": str(cache.path) if cache.enabled else None, "hits": cache.hits, "misses": cache.misses,
+                  "replayed_chunks": replayed},
         "timings": _rounded(timings), "runtime_seconds": round(time.perf_counter() - started, 3),
     }
     for r in board["rows"]:

@@ -210,3 +210,19 @@ def test_launcher_sweep_of_two_shards_merges_to_the_unsharded_run(launcher, demo
     assert comparable(merged) == comparable(demo_unsharded)
     assert sorted(p.name for p in tmp_path.glob("cache*.sqlite")) == ["cache.shard0of2.sqlite",
                                                                      "cache.shard1of2.sqlite"]
+
+
+def test_a_warm_rerun_replays_whole_chunks_and_writes_the_same_files(subsets, tmp_path):
+    overrides = ("dataset=jsonl", f"dataset.path={subsets}", SUMMARIZERS, f"cache.path={tmp_path}/c.sqlite",
+                 "html=false", "chunk_clusters=8")
+    cold = run(compose_cfg(*overrides), tmp_path / "cold")
+    warm = run(compose_cfg(*overrides), tmp_path / "warm")
+    assert cold["cache"]["replayed_chunks"] == 0 and warm["cache"]["replayed_chunks"] == 3  # 21 clusters
+    assert warm["cache"]["misses"] == 0
+    assert comparable(warm) == comparable(cold)
+    for name in ("articles", "consensus", "sources", "scores", "skipped"):
+        assert (tmp_path / "warm" / f"{name}.jsonl").read_text() == (tmp_path / "cold" / f"{name}.jsonl").read_text()
+    warm_summaries = [json.loads(x) for x in (tmp_path / "warm" / "summaries.jsonl").read_text().splitlines()]
+    assert all(r["meta"].pop("cached") for r in warm_summaries)
+    assert warm_summaries == [json.loads(x) for x in (tmp_path / "cold" / "summaries.jsonl").read_text().splitlines()]
+    assert all(t["computed"] == 0 and t["cached"] == t["articles"] for t in warm["throughput"].values())
