@@ -29,13 +29,6 @@ def sorted_scores(rows):
 
 
 @pytest.fixture(scope="module")
-def subsets(tmp_path_factory):
-    from bench.perf import demo_subset_clusters
-
-    return demo_subset_clusters(tmp_path_factory.mktemp("data") / "clusters.jsonl")
-
-
-@pytest.fixture(scope="module")
 def unsharded(tmp_path_factory, subsets):
     out = tmp_path_factory.mktemp("whole")
     cache = out / "cache.sqlite"
