@@ -219,3 +219,17 @@ def test_a_warm_rerun_replays_whole_chunks_and_writes_the_same_files(subsets, tm
     assert all(r["meta"].pop("cached") for r in warm_summaries)
     assert warm_summaries == [json.loads(x) for x in (tmp_path / "cold" / "summaries.jsonl").read_text().splitlines()]
     assert all(t["computed"] == 0 and t["cached"] == t["articles"] for t in warm["throughput"].values())
+
+
+def test_repeated_input_has_new_ids_and_the_same_texts(subsets, tmp_path):
+    from bench.data import read_jsonl
+    from bench.perf import repeated_clusters
+
+    made = repeated_clusters(subsets, 50, tmp_path / "repeated.jsonl")
+    rows = read_jsonl(tmp_path / "repeated.jsonl")
+    source = read_jsonl(subsets)
+    assert made == {"clusters": 50, "articles": len(rows), "distinct_clusters": 21}
+    assert len({r["cluster_id"] for r in rows}) == 50
+    assert len({(r["cluster_id"], r["article_id"]) for r in rows}) == len(rows)
+    assert {r["text"] for r in rows} == {r["text"] for r in source}
+    assert [r["text"] for r in rows[:len(source)]] == [r["text"] for r in source]
