@@ -110,12 +110,19 @@ class _Outputs:
 
     def __init__(self, out_dir: Path):
         self.files = {n: open(out_dir / f"{n}.jsonl", "w") for n in self.NAMES}
-        self.recorded: list[tuple[str, dict[str, Any]]] | None = None  # a chunk's records, for replay
+        self.recorded: dict[str, list[str]] | None = None  # a chunk's lines per file, for replay
 
     def write(self, name: str, record: dict[str, Any]) -> None:
-        self.files[name].write(json.dumps(record, ensure_ascii=False) + "\n")
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        self.files[name].write(line)
         if self.recorded is not None:
-            self.recorded.append((name, record))
+            if name == "summaries":  # as a warm run writes it: read from the cache
+                line = json.dumps({**record, "meta": {**record["meta"], "cached": True}}, ensure_ascii=False) + "\n"
+            self.recorded.setdefault(name, []).append(line)
+
+    def replay(self, recorded: dict[str, list[str]]) -> None:
+        for name, lines in recorded.items():
+            self.files[name].write("".join(lines))
 
     def flush(self) -> None:
         for fh in self.files.values():
@@ -184,7 +191,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 n_docs = _replay_chunk(replay, outputs, skips, counters, score_rows)
                 timings["replayed_chunks_s"] += _lap(clock)
             else:
-                outputs.recorded, first_skip, first_row = [], len(skips), len(score_rows)
+                outputs.recorded, first_skip, first_row = {}, len(skips), len(score_rows)
                 n_docs = _run_chunk(chunk, parts, resolved, cache, outputs, skips, identities, fatal, counters,
                                     score_rows, timings)
                 if all(r["status"] == "ok" for r in score_rows[first_row:]) and all(
@@ -351,13 +358,11 @@ def _run_chunk(chunk, parts, resolved, cache: Cache, outputs: _Outputs, skips: l
 
 def _replay_chunk(replay: dict[str, Any], outputs: _Outputs, skips: list[Skip], counters,
                   score_rows: list[dict[str, Any]]) -> tuple[int, int]:
-    """Write a cached chunk's records again; its summaries count as cached."""
-    for name, record in replay["records"]:
-        if name == "summaries":
-            record["meta"]["cached"] = True
-            counters[record["summarizer"]].articles += 1
-            counters[record["summarizer"]].cached += 1
-        outputs.write(name, record)
+    """Write a cached chunk's lines again; its summaries count as cached."""
+    outputs.replay(replay["records"])
+    for row in replay["score_rows"]:
+        counters[row["summarizer"]].articles += 1
+        counters[row["summarizer"]].cached += 1
     skips.extend(replay["skips"])
     score_rows.extend(replay["score_rows"])
     return replay["n_docs"]
