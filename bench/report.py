@@ -76,7 +76,9 @@ def add_statistics(board: dict[str, Any], score_rows: Sequence[dict[str, Any]], 
 
 
 def shard_layout_of(board: dict[str, Any]) -> dict[str, Any]:
-    return board["signature"].get("shards") or {"index": 0, "count": 1}
+    """A run's place in its shard layout; unsharded runs and combined shard sets cover the whole dataset."""
+    layout = board["signature"].get("shards")
+    return {"index": 0, "count": 1} if not layout or layout.get("combined") else layout
 
 
 def combine_shards(boards: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]]):
@@ -89,7 +91,8 @@ def combine_shards(boards: Sequence[tuple[str, dict[str, Any], list[dict[str, An
         layout = shard_layout_of(board)
         if layout["count"] == 1:
             out.append((label, board, scores, [label]))
-        groups.setdefault(board["signature"]["config_hash"], []).append((layout, label, board, scores))
+        groups.setdefault(",".join(_as_list(board["signature"]["config_hash"])), []).append(
+            (layout, label, board, scores))
     for config, members in groups.items():
         counts = sorted({layout["count"] for layout, *_ in members})
         if len(counts) > 1:

@@ -185,9 +185,6 @@ def demo_unsharded(tmp_path_factory):
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_launcher_sweep_of_two_shards_merges_to_the_unsharded_run(launcher, demo_unsharded, tmp_path):
-    pytest.importorskip({"joblib": "hydra_plugins.hydra_joblib_launcher",
-                         "submitit_local": "hydra_plugins.hydra_submitit_launcher",
-                         "ray": "hydra_plugins.hydra_ray_launcher"}[launcher])
     env = dict(os.environ, HYDRA_FULL_ERROR="1", PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-m", "bench", "-m", "shard=range(2)", "shards=2",
                            "summarizer=[lead3,random3]", f"results_dir={tmp_path}", "run_name=sweep", "html=false",
@@ -203,6 +200,9 @@ def test_launcher_sweep_of_two_shards_merges_to_the_unsharded_run(launcher, demo
     assert comparable(merged) == comparable(demo_unsharded)
     assert sorted(p.name for p in tmp_path.glob("cache*.sqlite")) == ["cache.shard0of2.sqlite",
                                                                      "cache.shard1of2.sqlite"]
+    # the merged sweep merges again with its own shards' data as one whole run
+    again, _ = merge([(str(sweep), *load_run(sweep))])
+    assert comparable(again) == comparable(demo_unsharded)
 
 
 def test_a_warm_rerun_replays_whole_chunks_and_writes_the_same_files(subsets, tmp_path):
