@@ -143,8 +143,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     layout = shard_layout(cfg)
     cache = Cache(cache_path(cfg, layout))
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    chunk_size = resolved.get("chunk_clusters") or 100
-    if not isinstance(chunk_size, int) or chunk_size < 1:
+    chunk_size = resolved.get("chunk_clusters", 100)
+    if not isinstance(chunk_size, int) or isinstance(chunk_size, bool) or chunk_size < 1:
         raise BenchError(f"chunk_clusters must be a positive integer, not {chunk_size!r}")
     timings: dict[str, Any] = {"load_and_clean_s": 0.0, "facts_s": 0.0, "consensus_s": 0.0,
                                "summarize_s": {s.name: 0.0 for s in parts["summarizers"]},
@@ -280,7 +280,7 @@ def _run_chunk(chunk, parts, resolved, cache: Cache, outputs: _Outputs, skips: l
     flat = [(cid, ca) for cid, kept in cleaned for ca in kept]
     facts_id = resolved["facts"]
     parsed = _extract(parts["facts"], facts_id, cache, [(f"{cid}/{ca.id}", ca.text) for cid, ca in flat],
-                      resolved.get("spacy_processes") or 1)
+                      resolved.get("spacy_processes", 1))
     docs_by_cluster: dict[str, list[Document]] = {}
     for (cid, ca), p in zip(flat, parsed):
         facts = tuple(type(f)(f.id, ca.id, f.text, f.start, f.end, f.sentence) for f in p.facts)
@@ -322,7 +322,7 @@ def _run_chunk(chunk, parts, resolved, cache: Cache, outputs: _Outputs, skips: l
     ok = [sm for summaries in all_summaries.values() for sm in summaries if sm.ok]
     parsed_summaries = _extract(parts["facts"], facts_id, cache,
                                 [(f"{sm.cluster_id}/{sm.article_id}/{sm.summarizer}", sm.text) for sm in ok],
-                                resolved.get("spacy_processes") or 1)
+                                resolved.get("spacy_processes", 1))
     parsed_of = {id(sm): p for sm, p in zip(ok, parsed_summaries)}
     parse_seconds = _lap(clock)
     scorer_id = {k: resolved.get(k) for k in ("facts", "matcher", "consensus", "score")}

@@ -233,3 +233,9 @@ def test_repeated_input_has_new_ids_and_the_same_texts(subsets, tmp_path):
     assert len({(r["cluster_id"], r["article_id"]) for r in rows}) == len(rows)
     assert {r["text"] for r in rows} == {r["text"] for r in source}
     assert [r["text"] for r in rows[:len(source)]] == [r["text"] for r in source]
+
+
+@pytest.mark.parametrize("bad", ["chunk_clusters=0", "spacy_processes=0"])
+def test_bad_scaling_settings_are_refused(bad, tmp_path):
+    with pytest.raises(BenchError, match=bad.split("=")[0]):
+        run(compose_cfg("summarizer=[lead3]", "cache.enabled=false", "html=false", bad), tmp_path)
