@@ -47,6 +47,7 @@ class Cache:
         self.path = Path(path) if path else None
         self._conn: sqlite3.Connection | None = None
         self.hits = self.misses = 0
+        self._counted: set[tuple[str, str]] = set()  # each distinct key is counted once per run
 
     @property
     def enabled(self) -> bool:
@@ -80,21 +81,27 @@ class Cache:
                 time.sleep(min(0.05 * 2 ** i, 2.0))
 
     def get_many(self, namespace: str, keys: Sequence[str], count: bool = True) -> dict[str, Any]:
-        """Cached values by key; `count=False` leaves the hit/miss counters (reported per run) alone."""
-        if not self.enabled or not keys:
-            self.misses += len(keys) if count else 0
-            return {}
+        """Cached values by key. Hits and misses count distinct keys, each once per run, at its first
+        lookup (a key asked for twice is one miss, not two); `count=False` leaves the counters alone."""
+        keys = list(dict.fromkeys(keys))
+        out = self._lookup(namespace, keys) if self.enabled and keys else {}
+        if count:
+            first = [k for k in keys if (namespace, k) not in self._counted]
+            self._counted.update((namespace, k) for k in first)
+            found = sum(1 for k in first if k in out)
+            self.hits += found
+            self.misses += len(first) - found
+        return out
+
+    def _lookup(self, namespace: str, keys: list[str]) -> dict[str, Any]:
         db, out = self._db(), {}
         for i in range(0, len(keys), 500):
-            chunk = list(keys[i:i + 500])
+            chunk = keys[i:i + 500]
             rows = self._retry(lambda: db.execute(
                 f"SELECT key, format, value FROM entries WHERE namespace=? AND key IN ({','.join('?' * len(chunk))})",
                 [namespace, *chunk]).fetchall())
             for k, fmt, value in rows:
                 out[k] = json.loads(value) if fmt == "json" else pickle.loads(value)
-        if count:
-            self.hits += len(out)
-            self.misses += len(keys) - len(out)
         return out
 
     def put_many(self, namespace: str, items: Iterable[tuple[str, Any]], fmt: str = "json") -> None:
@@ -115,6 +122,40 @@ class Cache:
                 db.execute("ROLLBACK")
                 raise
         self._retry(write)
+
+    def merge_from(self, sources: Sequence[str | Path]) -> dict[str, int]:
+        """Fold other cache files (e.g. one per shard) into this one; returns the entries each added.
+        Entries are content-addressed, so equal keys hold equal values and the first one kept wins."""
+        if not self.enabled:
+            raise BenchError("cache merge needs a destination file")
+        db, added = self._db(), {}
+        for src in sources:
+            src = Path(src)
+            if not src.is_file():
+                raise BenchError(f"cache {src} does not exist")
+            if src.resolve() == self.path.resolve():
+                raise BenchError(f"cache {src} is the destination itself")
+            try:
+                with sqlite3.connect(f"file:{src}?mode=ro", uri=True) as probe:
+                    probe.execute("SELECT namespace, key, format, value, created FROM entries LIMIT 1")
+            except sqlite3.DatabaseError as e:
+                raise BenchError(f"{src} is not a bench cache ({e})") from None
+            before = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
+
+            def fold():
+                db.execute("ATTACH DATABASE ? AS source", (str(src),))
+                try:
+                    db.execute("BEGIN IMMEDIATE")
+                    db.execute("INSERT OR IGNORE INTO entries SELECT namespace, key, format, value, created "
+                               "FROM source.entries")
+                    db.execute("COMMIT")
+                finally:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    db.execute("DETACH DATABASE source")
+            self._retry(fold)
+            added[str(src)] = db.execute("SELECT COUNT(*) FROM entries").fetchone()[0] - before
+        return added
 
     def close(self) -> None:
         if self._conn is not None:

@@ -25,6 +25,7 @@ COMMANDS = {
     "report": "write the self-contained HTML report of a run",
     "meta-eval": "how well a matcher agrees with human judges (REALSumm layout)",
     "validity": "does consensus recall rank summarizers like ROUGE against human summaries? (cluster data)",
+    "cache": "merge shard caches into one (`bench cache merge INTO FROM...`)",
 }
 
 def config_dir() -> str:
@@ -284,10 +285,38 @@ def validity_command(argv: list[str]) -> None:
     _print(text)
 
 
+def cache_command(argv: list[str]) -> None:
+    from bench.cache import Cache
+
+    parser = argparse.ArgumentParser(prog="bench cache", description="Cache maintenance.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    merge_parser = sub.add_parser("merge", help="fold cache files (e.g. one per shard) into one, so that a later "
+                                  "run with cache.path=INTO recomputes nothing they hold")
+    merge_parser.add_argument("into", type=Path, help="the destination cache (created when missing)")
+    merge_parser.add_argument("sources", nargs="+", type=Path, help="cache files to fold in")
+    args = parser.parse_args(argv)
+    import sqlite3
+
+    try:
+        cache = Cache(args.into)
+        try:
+            added = cache.merge_from(args.sources)
+        finally:
+            cache.close()
+    except BenchError as e:
+        _fail(e)
+    except (OSError, sqlite3.Error) as e:  # an unwritable destination, a full disk, a file that is not SQLite
+        _fail(environment_error(e) if isinstance(e, OSError) else BenchError(f"cache merge: {e}"))
+    for src, n in added.items():
+        print(f"{src}: {n} new entries")
+    print(f"cache: {args.into}")
+
+
 def main(argv: list[str] | None = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
     commands = {"leaderboard": leaderboard_command, "compare": compare_command, "report": report_command,
-                "meta-eval": meta_eval_command, "validity": validity_command}
+                "meta-eval": meta_eval_command, "validity": validity_command,
+                "cache": cache_command}
     try:
         if argv and argv[0] in commands:
             return commands[argv[0]](argv[1:])

@@ -5,7 +5,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from bench.nlp import load_spacy
+from bench.nlp import load_spacy, parse_many
 from bench.types import Fact, Sentence
 
 _CLAUSE_DEPS = {"conj", "advcl", "parataxis"}  # ccomp stays attached: "X feared that Y" keeps its frame
@@ -32,8 +32,9 @@ class FactExtractor(ABC):
     name = "facts"
 
     @abstractmethod
-    def extract(self, items: list[tuple[str, str]]) -> list[ParsedText]:
-        """items: (owner_id, text). Fact ids are f"{owner_id}#{n}"; `article_id` is the owner id."""
+    def extract(self, items: list[tuple[str, str]], n_process: int = 1) -> list[ParsedText]:
+        """items: (owner_id, text). Fact ids are f"{owner_id}#{n}"; `article_id` is the owner id.
+        `n_process` > 1 may parse in that many worker processes; it never changes the result."""
 
 
 class _SpacyExtractor(FactExtractor):
@@ -41,10 +42,11 @@ class _SpacyExtractor(FactExtractor):
         self.spacy_model = spacy_model
         self.batch_size = batch_size
 
-    def extract(self, items: list[tuple[str, str]]) -> list[ParsedText]:
+    def extract(self, items: list[tuple[str, str]], n_process: int = 1) -> list[ParsedText]:
         nlp = load_spacy(self.spacy_model, exclude=UNUSED_PIPES)
         out = []
-        for (owner, _), doc in zip(items, nlp.pipe([t for _, t in items], batch_size=self.batch_size)):
+        texts = [t for _, t in items]
+        for (owner, _), doc in zip(items, parse_many(nlp, texts, self.batch_size, n_process)):
             sentences, facts = [], []
             for s_idx, sent in enumerate(s for s in doc.sents if s.text.strip()):
                 sentences.append(Sentence(sent.text.strip(), sent.start_char, sent.end_char))

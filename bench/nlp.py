@@ -37,6 +37,18 @@ def load_spacy(model: str, exclude: tuple[str, ...] = ()):
     return nlp
 
 
+MIN_TEXTS_PER_PROCESS = 64  # below this, starting worker processes costs more than it saves
+
+
+def parse_many(nlp, texts: list[str], batch_size: int, n_process: int = 1):
+    """`nlp.pipe` over many texts, in up to `n_process` worker processes when there are enough texts to
+    pay for them. A text's parse does not depend on its batch or process (tests/test_shards.py checks)."""
+    if n_process < 1:
+        raise BenchError(f"spacy_processes must be at least 1, not {n_process}")
+    n_process = min(n_process, max(1, len(texts) // MIN_TEXTS_PER_PROCESS))
+    return nlp.pipe(texts, batch_size=batch_size, n_process=n_process)
+
+
 PACKAGE_PREFIX = "pypackage:"
 
 

@@ -3,6 +3,9 @@
   python -m bench.perf summarize   cold vs cached default run, batched vs one-at-a-time SmolLM2,
                                    and the harness's overhead beyond model calls
   python -m bench.perf align       cross-article alignment time for clusters of 5, 20 and 80 articles
+  python -m bench.perf repeat SRC N OUT
+                                   a JSONL input of N clusters: SRC's clusters (a bench JSONL file) repeated
+                                   in order, copy k's cluster and article ids suffixed with -r{k}
 """
 from __future__ import annotations
 
@@ -178,7 +181,36 @@ def align_benchmark(sizes: tuple[int, ...] = (5, 20, 80), matchers: tuple[str, .
     return results
 
 
+def repeated_clusters(source: Path, n_clusters: int, out: Path) -> dict[str, int]:
+    """N clusters from a bench JSONL file, its clusters repeated in file order with new ids (copy k gets
+    "-r{k}" on every cluster and article id), so that runs of any size use real articles."""
+    from bench.data import read_jsonl
+
+    by_cluster: dict[str, list[dict[str, Any]]] = {}
+    for row in read_jsonl(Path(source)):
+        by_cluster.setdefault(row["cluster_id"], []).append(row)
+    ids = list(by_cluster)
+    n_rows = 0
+    with open(out, "w") as fh:
+        for i in range(n_clusters):
+            copy = i // len(ids)
+            for row in by_cluster[ids[i % len(ids)]]:
+                fh.write(json.dumps({**row, "cluster_id": f"{row['cluster_id']}-r{copy}",
+                                     "article_id": f"{row['article_id']}-r{copy}"}, ensure_ascii=False) + "\n")
+                n_rows += 1
+    return {"clusters": n_clusters, "articles": n_rows, "distinct_clusters": min(n_clusters, len(ids))}
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "repeat":
+        ap = argparse.ArgumentParser(prog="python -m bench.perf repeat")
+        ap.add_argument("source", type=Path)
+        ap.add_argument("n_clusters", type=int)
+        ap.add_argument("out", type=Path)
+        args = ap.parse_args(argv[1:])
+        print(json.dumps(repeated_clusters(args.source, args.n_clusters, args.out)))
+        return
     ap = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("which", choices=["summarize", "align"])

@@ -131,12 +131,87 @@ def p_floor_note(n_clusters: int, alpha: float) -> str:
             "however large; add clusters")
 
 
+def shard_layout_of(board: dict[str, Any]) -> dict[str, Any]:
+    """A run's place in its shard layout; unsharded runs and combined shard sets cover the whole dataset."""
+    layout = board["signature"].get("shards")
+    return {"index": 0, "count": 1} if not layout or layout.get("combined") else layout
+
+
+def combine_shards(boards: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]]):
+    """Shard runs (shards=N) of one configuration become one run over the whole dataset; unsharded runs
+    pass through. Refuses an incomplete set (naming the missing shards), a shard given twice, and a
+    configuration run with different layouts. Returns (label, board, score rows, run dirs) per run."""
+    groups: dict[str, list] = {}
+    out = []
+    for label, board, scores in boards:
+        layout = shard_layout_of(board)
+        if layout["count"] == 1:
+            out.append((label, board, scores, [label]))
+        groups.setdefault(",".join(_as_list(board["signature"]["config_hash"])), []).append(
+            (layout, label, board, scores))
+    for config, members in groups.items():
+        counts = sorted({layout["count"] for layout, *_ in members})
+        if len(counts) > 1:
+            raise BenchError(f"cannot merge runs of config {config} with different shard layouts (shards="
+                             + ", ".join(f"{layout['count']} in {label}" for layout, label, *_ in members) + ")")
+        count = counts[0]
+        if count == 1:
+            continue
+        by_index: dict[int, tuple] = {}
+        for layout, label, board, scores in members:
+            if layout["index"] in by_index:
+                raise BenchError(f"shard {layout['index']} of {count} is given twice: {by_index[layout['index']][0]} "
+                                 f"and {label}")
+            by_index[layout["index"]] = (label, board, scores)
+        missing = [i for i in range(count) if i not in by_index]
+        if missing:
+            raise BenchError(f"incomplete shard set for config {config}: shard(s) {', '.join(map(str, missing))} of "
+                             f"{count} missing (have {', '.join(by_index[i][0] for i in sorted(by_index))})")
+        shards = [by_index[i] for i in range(count)]
+        out.append((" + ".join(label for label, _, _ in shards), _combined(shards, count),
+                    [r for _, _, scores in shards for r in scores], [label for label, _, _ in shards]))
+    return out
+
+
+def _combined(shards: list[tuple[str, dict[str, Any], list[dict]]], count: int) -> dict[str, Any]:
+    """One board from a complete, ordered set of shard boards: rows recomputed from all score rows."""
+    first = shards[0][1]
+    scores = [r for _, _, rows in shards for r in rows]
+    identities = {r["summarizer"]: r["identity"] for r in first["rows"]}
+    sig = dict(first["signature"], shards={"count": count, "combined": True,
+                                           "assignment": first["signature"]["shards"].get("assignment")})
+    sig["signature_string"] = sig["signature_string"].replace(f"|shard:0/{count}", f"|shards:{count}")
+    dataset = dict(first["dataset"])
+    for k in ("n_clusters", "n_articles", "n_scored_clusters", "n_scored_articles"):
+        dataset[k] = sum(b["dataset"][k] for _, b, _ in shards)
+    for k in ("n_clusters_all_shards", "n_articles_all_shards"):
+        dataset.pop(k, None)
+    throughput = {}
+    for name in identities:
+        parts = [b["throughput"][name] for _, b, _ in shards]
+        summed = {k: sum(p[k] for p in parts) for k in ("articles", "computed", "cached", "failed")}
+        seconds = math.fsum(p["compute_seconds"] for p in parts)
+        throughput[name] = {**parts[0], **summed, "compute_seconds": round(seconds, 4),
+                            "articles_per_second": round(summed["computed"] / seconds, 3) if seconds > 0 else None}
+    rows = leaderboard_rows(scores, identities)
+    for r in rows:
+        r["throughput"] = throughput[r["summarizer"]]
+    return {**first, "created": max(b["created"] for _, b, _ in shards), "signature": sig, "rows": rows,
+            "dataset": dataset, "throughput": throughput,
+            "skipped": [s for _, b, _ in shards for s in b.get("skipped", [])]}
+
+
 def merge(boards: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]]) -> tuple[dict[str, Any], list[dict]]:
-    """Merge runs given as (label, board, score rows). Refuses differing data, scorer or bootstrap
-    settings; a summarizer in several runs is taken from the newest run (said under `notes`); CIs and
-    tests are recomputed over the merged score rows, which are returned with the board."""
+    """Merge runs given as (label, board, score rows). Shards of one configuration are first combined
+    into one run (`combine_shards`); then different summarizers over one dataset are merged. Refuses
+    differing data, scorer or bootstrap settings; a summarizer in several runs is taken from the newest
+    run (said under `notes`); CIs and tests are recomputed over the merged score rows, which are returned
+    with the board."""
     if not boards:
         raise BenchError("no leaderboards to merge")
+    combined = combine_shards(boards)
+    dirs = {label: run_dirs for label, _, _, run_dirs in combined}
+    boards = [(label, board, scores) for label, board, scores, _ in combined]
     first_label, first, _ = boards[0]
     for label, b, _ in boards[1:]:
         for key in ("data_hash", "scorer_hash", "bootstrap"):
@@ -151,7 +226,7 @@ def merge(boards: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]]) ->
             if row["summarizer"] in chosen:
                 notes.append(f"{row['summarizer']}: in {chosen[row['summarizer']][0]} and {label}; kept the newer, {label}")
             chosen[row["summarizer"]] = (label, b, row, scores)
-    rows = [dict(row, run=label) for label, _, row, _ in chosen.values()]
+    rows = [dict(row, run=label, run_dirs=dirs[label]) for label, _, row, _ in chosen.values()]
     rows.sort(key=lambda r: (r["means"][MAIN_METRIC] is None, -(r["means"][MAIN_METRIC] or 0.0), r["summarizer"]))
     score_rows = [r for name, (_, _, _, scores) in chosen.items() for r in scores if r["summarizer"] == name]
     newest = max(b["created"] for _, b, _ in boards)
@@ -265,7 +340,7 @@ def write_merged(board: dict[str, Any], score_rows: list[dict], sources: Sequenc
     import shutil
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    chosen = {(r["summarizer"], r["run"]) for r in board["rows"]}
+    chosen = {(r["summarizer"], d) for r in board["rows"] for d in r.get("run_dirs", [r["run"]])}
     with open(out_dir / "scores.jsonl", "w") as fh:
         for r in score_rows:
             fh.write(json.dumps(r, ensure_ascii=False) + "\n")
@@ -274,9 +349,15 @@ def write_merged(board: dict[str, Any], score_rows: list[dict], sources: Sequenc
             for r in read_jsonl(Path(src) / "summaries.jsonl"):
                 if (r["summarizer"], str(src)) in chosen:
                     fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+    # the data-side files are equal across runs of one dataset; shards hold one part each
+    whole = board["rows"][0].get("run_dirs", [str(sources[0])]) if board["rows"] else [str(sources[0])]
     for name in RUN_FILES:
-        if (Path(sources[0]) / name).is_file() and Path(sources[0]).resolve() != out_dir.resolve():
-            shutil.copyfile(Path(sources[0]) / name, out_dir / name)
+        parts = [Path(d) / name for d in whole]
+        if all(p.is_file() for p in parts) and all(p.resolve() != (out_dir / name).resolve() for p in parts):
+            with open(out_dir / name, "wb") as out:
+                for p in parts:
+                    with open(p, "rb") as part:
+                        shutil.copyfileobj(part, out)
     md = write_board(board, out_dir)
     from bench.html_report import write_html
 
