@@ -191,7 +191,9 @@ def test_launcher_sweep_of_two_shards_merges_to_the_unsharded_run(launcher, demo
                            *LAUNCHERS[launcher]], cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweep"
-    jobs = [load_run(sweep / str(i))[0] for i in range(2)]
+    job_dirs = sorted(p for p in sweep.iterdir() if (p / "leaderboard.json").is_file())  # "0_shard=0,...", "1_..."
+    assert [p.name.split("_")[0] for p in job_dirs] == ["0", "1"]
+    jobs = [load_run(p)[0] for p in job_dirs]
     assert sorted(b["signature"]["shards"]["index"] for b in jobs) == [0, 1]
     assert all(b["dataset"]["n_clusters"] == 1 for b in jobs)  # the demo's two clusters fall one per shard
     merged = json.loads((sweep / "leaderboard.json").read_text())  # written by the sweep callback
