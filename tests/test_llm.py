@@ -181,15 +181,18 @@ def test_missing_model_package_fails_before_any_work(tmp_path):
 def test_summarizer_that_cannot_run_is_recorded_and_the_run_finishes(tmp_path):
     """Where only loading can tell (a hub id, a package removed after validation), the summarizer fails
     every article with the reason and the rest of the run is scored."""
-    from bench.pipeline import _identity, _summarize
+    from bench.pipeline import _identity, _summarize, _Throughput
     from bench.types import Article, Document
 
     s = TransformersSummarizer("gone", model="pypackage:not_a_pkg")
     identity, error = _identity(s)
     assert "not_a_pkg" in error
     docs = [Document("c", Article(f"a{i}", "outlet", "", "Some text."), "Some text.", (), ()) for i in range(3)]
-    summaries, stats = _summarize(s, identity, error, docs, [None] * 3, Cache(None))
+    counts = _Throughput()
+    summaries, fatal = _summarize(s, identity, error, docs, [None] * 3, Cache(None), counts)
     assert [sm.ok for sm in summaries] == [False] * 3 and all("not_a_pkg" in sm.error for sm in summaries)
+    assert "not_a_pkg" in fatal  # later chunks fail at once too
+    stats = counts.report()
     assert stats["failed"] == 3 and stats["cached"] == 0
 
 
