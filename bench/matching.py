@@ -85,19 +85,22 @@ def same_event(text_a: str, text_b: str) -> bool:
     """Two facts can state the same thing only if they share a word that is not a name, a number or a
     light word (a date, "said"), their numbers do not contradict (both have numbers, none shared), and
     one is not the negation of the other (one negated, the other not)."""
-    a, b = features(text_a), features(text_b)
+    (a, negated_a, names_a), (b, negated_b, names_b) = _event_view(text_a), _event_view(text_b)
     if a.numbers and b.numbers and not a.numbers & b.numbers:
         return False
-    if bool(_NEGATION.search(text_a)) != bool(_NEGATION.search(text_b)):
+    if negated_a != negated_b:
         return False
-    names, light = _capitalised(text_a) | _capitalised(text_b), _light_stems()
+    names, light = names_a | names_b, _light_stems()
     return any(w not in names and w not in a.numbers and w not in light for w in a.content & b.content)
 
 
-def _capitalised(text: str) -> frozenset[str]:
-    """Stems of capitalised words, the first word included ("Senator Lopez said" names Lopez's title)."""
-    return frozenset(_stem(m.group(0).lower().split("'")[0].split("’")[0]) for m in _WORD.finditer(text)
-                     if m.group(0)[0].isupper())
+@lru_cache(maxsize=200_000)
+def _event_view(text: str) -> tuple[TextFeatures, bool, frozenset[str]]:
+    """A fact's features, whether it is negated, and the stems of its capitalised words (the first word
+    included: "Senator Lopez said" names Lopez's title)."""
+    names = frozenset(_stem(m.group(0).lower().split("'")[0].split("’")[0]) for m in _WORD.finditer(text)
+                      if m.group(0)[0].isupper())
+    return features(text), bool(_NEGATION.search(text)), names
 
 
 @lru_cache(maxsize=1)
@@ -166,8 +169,11 @@ class Matcher(ABC):
 
     def alignment_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """`similarity`, but 0 for two facts that cannot state the same thing (`same_event` says no)."""
-        scores = self.similarity(pairs)
-        return [s if s > 0 and same_event(a, b) else 0.0 for (a, b), s in zip(pairs, scores)]
+        possible = [i for i, (a, b) in enumerate(pairs) if same_event(a, b)]
+        out = [0.0] * len(pairs)
+        for i, score in zip(possible, self.similarity([pairs[i] for i in possible])):
+            out[i] = score
+        return out
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "align_threshold": self.align_threshold,
