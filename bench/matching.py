@@ -96,11 +96,10 @@ def same_event(text_a: str, text_b: str) -> bool:
 
 @lru_cache(maxsize=200_000)
 def _event_view(text: str) -> tuple[TextFeatures, bool, frozenset[str]]:
-    """A fact's features, whether it is negated, and the stems of its capitalised words (the first word
-    included: "Senator Lopez said" names Lopez's title)."""
-    names = frozenset(_stem(m.group(0).lower().split("'")[0].split("’")[0]) for m in _WORD.finditer(text)
-                      if m.group(0)[0].isupper())
-    return features(text), bool(_NEGATION.search(text)), names
+    """A fact's features, whether it is negated, and its names (`features`' entities: capitalised words
+    after the first, since a sentence's first word is capitalised whatever it is)."""
+    f = features(text)
+    return f, bool(_NEGATION.search(text)), f.entities
 
 
 @lru_cache(maxsize=1)

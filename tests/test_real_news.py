@@ -74,7 +74,7 @@ def test_alignment_vetoes():
     assert not same_event("Police said the driver was drunk", "Police said the driver was not drunk")
     assert same_event("The storm killed 12 people in the county", "12 people were killed by the storm")
     scores = matcher.alignment_scores([
-        ("Senator Maria Lopez said the budget would pass on Monday", "Senator Maria Lopez said on Monday she would retire"),
+        ("On Monday Senator Maria Lopez said the budget would pass", "On Monday Senator Maria Lopez said she would retire"),
         ("The bridge collapsed on Tuesday after heavy rain", "Heavy rain brought the bridge down on Tuesday, officials said"),
     ])
     assert scores[0] < matcher.align_threshold <= scores[1]
