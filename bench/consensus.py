@@ -60,18 +60,21 @@ class ClusterConsensus:
             self._dependent[a].add(b)
             self._dependent[b].add(a)
 
-    def independent_sources(self, articles) -> list[str]:
+    def witness_groups(self, articles) -> list[tuple[str, ...]]:
         """Groups of the given articles that are not independent of each other (connected through
         dependencies among these articles only): each group is one witness."""
-        return ["+".join(g) for g in _components(sorted(set(articles)), self._dependent)]
+        return _components(sorted(set(articles)), self._dependent)
+
+    def independent_sources(self, articles) -> list[str]:
+        """`witness_groups` as the `+`-joined names written to the results."""
+        return ["+".join(g) for g in self.witness_groups(articles)]
 
     def reference(self, article_id: str) -> list[ReferenceUnit]:
         """Units stated by at least `min_support` independent sources other than the target's own. A source
         that depends on the target (copies it, or shares its source) is not another witness."""
         out = []
         for u in self.units:
-            groups = u.sources if article_id in u.articles else self.independent_sources((*u.articles, article_id))
-            weight = sum(1 for g in groups if article_id not in g.split("+"))
+            weight = sum(1 for g in self.witness_groups((*u.articles, article_id)) if article_id not in g)
             if weight >= self.min_support:
                 out.append(ReferenceUnit(u, weight, article_id in u.articles))
         return out
@@ -135,7 +138,7 @@ class ConsensusBuilder:
     def build(self, cluster_id: str, docs: list[Document]) -> ClusterConsensus:
         deps = self._dependencies(docs)
         frame = ClusterConsensus(cluster_id, [], {}, deps, self.min_support)
-        source_of = {a: g for g in frame.independent_sources([d.id for d in docs]) for a in g.split("+")}
+        source_of = {a: "+".join(g) for g in frame.witness_groups([d.id for d in docs]) for a in g}
         facts = [f for d in docs for f in d.facts]
         groups, edges = self._align(facts)
         also = _also_stating(groups, edges, self.matcher.align_threshold)

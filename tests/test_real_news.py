@@ -170,3 +170,12 @@ def test_a_german_cluster_is_a_recorded_skip_or_a_one_line_error(tmp_path):
     skipped = read_jsonl(run_dir(tmp_path / "mixed") / "skipped.jsonl")
     assert {(s["article_id"], s["reason"].split(":")[0]) for s in skipped if s["cluster_id"] == "stadtrat"} >= {
         ("a", "not English"), ("b", "not English")}
+
+
+def test_article_ids_containing_plus_do_not_merge_witnesses():
+    """Witness groups are sets of ids, never split from their `+`-joined names."""
+    plain = ConsensusBuilder(LexicalMatcher()).build("c", _docs({"wire": WIRE, "reprint": REPRINT, "x": INDEPENDENT}))
+    plus = ConsensusBuilder(LexicalMatcher()).build("c", _docs({"wire+x": WIRE, "reprint": REPRINT, "x": INDEPENDENT}))
+    for a, b in (("wire", "wire+x"), ("reprint", "reprint"), ("x", "x")):
+        assert ([(r.weight, r.attainable) for r in plain.reference(a)]
+                == [(r.weight, r.attainable) for r in plus.reference(b)])
