@@ -2,7 +2,7 @@
 `bench compare BASE NEW` compares two runs and gates on regressions; `bench report RUN_DIR` writes the HTML;
 `bench validity RUN_DIR...` correlates consensus recall with ROUGE against human summaries across summarizers.
 
-This module only parses arguments and calls `bench.pipeline.run` or `bench.report`. Errors caused by
+This module only parses arguments and calls `bench.runner.pipeline.run` or `bench.reporting.leaderboard`. Errors caused by
 input, configuration or the environment are one line on stderr and exit 2; a closed pipe exits quietly."""
 from __future__ import annotations
 
@@ -109,11 +109,11 @@ def _hydra_main() -> None:
 
     OmegaConf.register_new_resolver("bench_job_dir", job_dir_name, replace=True)
 
-    from bench import runstatus
+    from bench.reporting import runstatus
 
     @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
     def task(cfg: DictConfig) -> None:
-        from bench.pipeline import run
+        from bench.runner.pipeline import run
 
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         runstatus.mark(out_dir, "running")
@@ -144,7 +144,7 @@ def _hydra_main() -> None:
 
 
 def leaderboard_command(argv: list[str]) -> None:
-    from bench.report import load_run, merge, to_markdown, write_merged
+    from bench.reporting.leaderboard import load_run, merge, to_markdown, write_merged
 
     parser = argparse.ArgumentParser(prog="bench leaderboard", description="Merge run directories into one leaderboard.")
     parser.add_argument("runs", nargs="+", type=Path, help="run directories holding leaderboard.json")
@@ -166,8 +166,8 @@ def leaderboard_command(argv: list[str]) -> None:
 
 
 def compare_command(argv: list[str]) -> None:
-    from bench.compare import compare, write
-    from bench.score import MAIN_METRIC
+    from bench.reporting.compare import compare, write
+    from bench.stages.score import MAIN_METRIC
 
     parser = argparse.ArgumentParser(
         prog="bench compare", description="Compare two runs (paired, per article). Exit 1 when the gate metric "
@@ -194,7 +194,7 @@ def compare_command(argv: list[str]) -> None:
 
 
 def report_command(argv: list[str]) -> None:
-    from bench.html_report import write_html
+    from bench.reporting.html import write_html
 
     parser = argparse.ArgumentParser(prog="bench report", description="Write the self-contained HTML report of a "
                                      "run or merge directory.")
@@ -215,7 +215,7 @@ def meta_eval_command(argv: list[str]) -> None:
     from hydra.errors import HydraException
     from hydra.utils import instantiate
 
-    from bench import metaeval
+    from bench.reporting import metaeval
 
     parser = argparse.ArgumentParser(prog="bench meta-eval", description=metaeval.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -246,15 +246,15 @@ def meta_eval_command(argv: list[str]) -> None:
 
 
 def _require_finished(run_dirs) -> None:
-    from bench.runstatus import require_finished
+    from bench.reporting.runstatus import require_finished
 
     for run_dir in run_dirs:
         require_finished(run_dir)
 
 
 def validity_command(argv: list[str]) -> None:
-    from bench import validity
-    from bench.score import MAIN_METRIC
+    from bench.reporting import validity
+    from bench.stages.score import MAIN_METRIC
 
     parser = argparse.ArgumentParser(prog="bench validity", description=validity.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -347,7 +347,7 @@ class ValidateBeforeRun:
     def on_run_start(self, config, **kwargs) -> None:
         from omegaconf import OmegaConf
 
-        from bench.validate import ConfigError, validate_config
+        from bench.runner.validate import ConfigError, validate_config
 
         task_cfg = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
         try:
@@ -356,7 +356,7 @@ class ValidateBeforeRun:
             _fail(e)
 
     def on_multirun_start(self, config, **kwargs) -> None:
-        from bench.validate import writable_dir_error
+        from bench.runner.validate import writable_dir_error
 
         problem = writable_dir_error(Path(config.results_dir))
         if problem:
@@ -383,10 +383,10 @@ class MergeSweepLeaderboard:
     def on_compile_config(self, config, **kwargs) -> None: ...
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from bench.report import load_run, merge, write_merged
+        from bench.reporting.leaderboard import load_run, merge, write_merged
 
         sweep = Path(config.hydra.sweep.dir)
-        from bench.runstatus import describe, read
+        from bench.reporting.runstatus import describe, read
 
         jobs, unfinished = [], []
         for p in sorted((p for p in sweep.iterdir() if p.is_dir()), key=lambda p: p.name):

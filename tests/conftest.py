@@ -45,7 +45,7 @@ def session_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory, session_cache):
     """The default benchmark (with the real SmolLM2) on the demo clusters, run once in-process."""
-    from bench.pipeline import run
+    from bench.runner.pipeline import run
 
     out = tmp_path_factory.mktemp("demo_run")
     board = run(compose_cfg(f"cache.path={session_cache}"), out)
@@ -66,7 +66,7 @@ def seed_docs():
 def build_docs(path):
     from hydra.utils import instantiate
 
-    from bench.data import FolderDataset
+    from bench.stages.data import FolderDataset
     from bench.types import Document
 
     cfg = compose_cfg()
@@ -91,7 +91,7 @@ def run_dir(results: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def subsets(tmp_path_factory):
-    from bench.perf import demo_subset_clusters
+    from scripts.perf import demo_subset_clusters
 
     return demo_subset_clusters(tmp_path_factory.mktemp("subsets") / "clusters.jsonl")
 

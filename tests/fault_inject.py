@@ -19,22 +19,22 @@ from pathlib import Path
 
 def stage_calls():
     """(stage, owner, attribute): the calls that do each stage's work."""
-    import bench.clean
-    import bench.consensus
-    import bench.facts
-    import bench.html_report
-    import bench.pipeline
-    import bench.score
-    import bench.summarize
+    import bench.stages.clean
+    import bench.stages.consensus
+    import bench.stages.facts
+    import bench.reporting.html
+    import bench.runner.pipeline
+    import bench.stages.score
+    import bench.summarizers.extractive
 
-    return [("cleaning", bench.clean.Cleaner, "clean"),
-            ("facts", bench.facts.ClauseFacts, "extract"),
-            ("consensus", bench.consensus.ConsensusBuilder, "build"),
-            ("summarizing", bench.summarize.LeadK, "summarize"),
-            ("summarizing", bench.summarize.RandomK, "summarize"),
-            ("scoring", bench.score.Scorer, "score"),
-            ("writing", bench.pipeline, "write_board"),
-            ("writing", bench.html_report, "write_html")]
+    return [("cleaning", bench.stages.clean.Cleaner, "clean"),
+            ("facts", bench.stages.facts.ClauseFacts, "extract"),
+            ("consensus", bench.stages.consensus.ConsensusBuilder, "build"),
+            ("summarizing", bench.summarizers.extractive.LeadK, "summarize"),
+            ("summarizing", bench.summarizers.extractive.RandomK, "summarize"),
+            ("scoring", bench.stages.score.Scorer, "score"),
+            ("writing", bench.runner.pipeline, "write_board"),
+            ("writing", bench.reporting.html, "write_html")]
 
 
 def install(stage: str, kill_at: int, counts_path: Path) -> None:

@@ -1,5 +1,6 @@
 """What a run's outputs must keep across refactors: leaderboard.json and scores.jsonl, without the parts
-that change from run to run (creation time, signature, timings, cache counters, compute speeds)."""
+that change from run to run or with the code's layout (creation time, signature, timings, cache counters,
+compute speeds, the summarizers' identities and the dataset's path)."""
 from __future__ import annotations
 
 import json
@@ -20,7 +21,9 @@ def steady_board(board: dict[str, Any]) -> dict[str, Any]:
     identity.pop("path", None)  # where the checkout stands
     out["dataset"] = {**board["dataset"], "identity": identity}
     out["throughput"] = {name: _steady_throughput(t) for name, t in board.get("throughput", {}).items()}
-    out["rows"] = [{**r, "throughput": _steady_throughput(r["throughput"])} if "throughput" in r else r
+    # a row's identity names the summarizer's class and settings: provenance, like the signature
+    out["rows"] = [{**{k: v for k, v in r.items() if k != "identity"},
+                    **({"throughput": _steady_throughput(r["throughput"])} if "throughput" in r else {})}
                    for r in board["rows"]]
     return out
 
@@ -38,7 +41,7 @@ def regenerate() -> None:
     """Rewrite tests/golden/ from the current code (only for a change meant to alter results)."""
     import tempfile
 
-    from bench.pipeline import run
+    from bench.runner.pipeline import run
     from tests.conftest import SEED, compose_cfg
     from tests.test_golden import seed_overrides
 

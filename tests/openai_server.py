@@ -7,7 +7,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bench.llm import TransformersSummarizer
+from bench.summarizers.llm import TransformersSummarizer
 
 
 class ChatServer:

@@ -1,5 +1,5 @@
-from bench.clean import Cleaner
-from bench.data import FolderDataset
+from bench.stages.clean import Cleaner
+from bench.stages.data import FolderDataset
 from bench.types import Article
 from tests.conftest import SEED
 
@@ -41,7 +41,7 @@ def test_seed_cluster_boilerplate():
 
     if not SEED.is_dir():
         pytest.skip("seed cluster not present")
-    from bench.data import FolderDataset as F
+    from bench.stages.data import FolderDataset as F
 
     (cluster,) = F(str(SEED)).load()
     cleaned = {a.id[:3]: Cleaner().clean(a)[0] for a in cluster.articles}

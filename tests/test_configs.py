@@ -5,11 +5,11 @@ import pytest
 from hydra.utils import instantiate
 
 from bench.cli import config_dir
-from bench.data import Dataset
-from bench.facts import FactExtractor
-from bench.matching import Matcher
-from bench.pipeline import build_parts
-from bench.summarize import Summarizer
+from bench.stages.data import Dataset
+from bench.stages.facts import FactExtractor
+from bench.matchers.base import Matcher
+from bench.runner.pipeline import build_parts
+from bench.stages.summarize import Summarizer
 from tests.conftest import compose_cfg
 
 GROUPS = {"dataset": Dataset, "facts": FactExtractor, "matcher": Matcher}

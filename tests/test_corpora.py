@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from bench.data import JsonlDataset, MultiNewsDataset, WcepDataset
-from bench.signature import data_hash
+from bench.stages.data import JsonlDataset, MultiNewsDataset, WcepDataset
+from bench.runner.signature import data_hash
 from bench.types import BenchError, Cluster
 from tests.conftest import compose_cfg
 
@@ -159,7 +159,7 @@ def test_data_hash_covers_human_summaries_and_is_unchanged_without_them(tmp_path
     with_a, with_b = Cluster(c.id, c.articles, "A."), Cluster(c.id, c.articles, "B.")
     assert len({data_hash([c]), data_hash([with_a]), data_hash([with_b])}) == 3
     # a cluster without a human summary hashes as it did before the field existed (merges with older runs)
-    from bench.signature import stable_hash
+    from bench.runner.signature import stable_hash
     assert data_hash([c]) == stable_hash([[c.id, [[a.id, a.source, a.title, a.text, a.date, a.url] for a in c.articles]]])
 
 

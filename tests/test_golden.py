@@ -19,7 +19,7 @@ def test_default_demo_run_is_pinned(demo_run):
 
 
 def test_seed_run_is_pinned(tmp_path):
-    from bench.pipeline import run
+    from bench.runner.pipeline import run
 
     run(compose_cfg(*seed_overrides(str(require_shared(SEED)), tmp_path)), tmp_path)
     assert steady_outputs(tmp_path) == _expected("seed_run")

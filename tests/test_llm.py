@@ -11,7 +11,7 @@ import time
 import pytest
 
 from bench.cache import Cache
-from bench.llm import OpenAIChatSummarizer, TransformersSummarizer
+from bench.summarizers.llm import OpenAIChatSummarizer, TransformersSummarizer
 from tests import tiny_models
 from tests.conftest import REPO, read_jsonl, run_cli
 from tests.openai_server import ChatServer
@@ -181,7 +181,7 @@ def test_missing_model_package_fails_before_any_work(tmp_path):
 def test_summarizer_that_cannot_run_is_recorded_and_the_run_finishes(tmp_path):
     """Where only loading can tell (a hub id, a package removed after validation), the summarizer fails
     every article with the reason and the rest of the run is scored."""
-    from bench.pipeline import _identity, _summarize, _Throughput
+    from bench.runner.pipeline import _identity, _summarize, _Throughput
     from bench.types import Article, Document
 
     s = TransformersSummarizer("gone", model="pypackage:not_a_pkg")
@@ -236,7 +236,7 @@ def test_vllm_backend_code_path_with_a_stand_in_engine(tiny, docs, monkeypatch):
 
     from transformers import AutoTokenizer
 
-    from bench.llm import VLLMSummarizer
+    from bench.summarizers.llm import VLLMSummarizer
 
     calls = {}
 

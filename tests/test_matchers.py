@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
-from bench.matching import COMBINED_FEATURES, CombinedMatcher, EmbeddingMatcher, NLIMatcher, segments
+from bench.matchers.neural import COMBINED_FEATURES, CombinedMatcher, EmbeddingMatcher, NLIMatcher
+from bench.text.words import segments
 from bench.types import BenchError
 from tests import tiny_models
 from tests.conftest import compose_cfg
@@ -85,7 +86,7 @@ def test_nli_matcher_code_path_with_a_tiny_model(tiny_nli):
 
 
 def test_blocking_compares_far_fewer_pairs_than_all_pairs():
-    from bench.perf import demo_like_cluster
+    from scripts.perf import demo_like_cluster
     from bench.types import Document
 
     cfg = compose_cfg()

@@ -79,8 +79,8 @@ def test_meta_eval_bad_input_is_a_clear_error(tmp_path):
 def test_lexical_meta_eval_on_realsumm_dev_golden():
     """Golden numbers (README) for the default matcher, so that any change to matching is visible."""
     require_shared(REALSUMM)
-    from bench.matching import LexicalMatcher
-    from bench.metaeval import meta_evaluate
+    from bench.matchers.lexical import LexicalMatcher
+    from bench.reporting.metaeval import meta_evaluate
 
     r = meta_evaluate(REALSUMM, LexicalMatcher(), None, settings=("human",))
     human = r["settings"]["human"]

@@ -4,10 +4,11 @@ import subprocess
 import sys
 
 
-from bench.clean import Cleaner
-from bench.consensus import ConsensusBuilder, passage_tokens, shared_passages
-from bench.facts import ClauseFacts
-from bench.matching import LexicalMatcher, same_event
+from bench.stages.clean import Cleaner
+from bench.stages.consensus import ConsensusBuilder, passage_tokens, shared_passages
+from bench.stages.facts import ClauseFacts
+from bench.matchers.lexical import LexicalMatcher
+from bench.matchers.base import same_event
 from bench.types import Article, Document
 from tests.conftest import REPO, compose_cfg, require_shared
 

@@ -8,7 +8,7 @@ import subprocess
 import jsonschema
 import pytest
 
-from bench.perf import demo_subset_clusters
+from scripts.perf import demo_subset_clusters
 from tests.conftest import REPO, run_cli, run_dir
 
 SCHEMA = json.loads((REPO / "bench" / "schemas" / "leaderboard.schema.json").read_text())

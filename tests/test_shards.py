@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bench.cache import Cache
-from bench.pipeline import run, shard_of, shard_layout, summary_key
-from bench.report import load_run, merge
+from bench.runner.pipeline import run, shard_of, shard_layout, summary_key
+from bench.reporting.leaderboard import load_run, merge
 from bench.types import Article, BenchError, Document
 from tests.conftest import REPO, compose_cfg
 
@@ -153,8 +153,8 @@ def test_chunked_runs_write_the_same_scores(unsharded, subsets, tmp_path):
 
 
 def test_parsing_in_two_processes_equals_one():
-    from bench.facts import ClauseFacts
-    from bench.nlp import MIN_TEXTS_PER_PROCESS
+    from bench.stages.facts import ClauseFacts
+    from bench.text.nlp import MIN_TEXTS_PER_PROCESS
 
     sentences = ["The bridge over the Alder river collapsed on Tuesday, and two people were hurt.",
                  "Officials said the span, which opened in 1962, had been inspected last year.",
@@ -224,8 +224,8 @@ def test_a_warm_rerun_replays_whole_chunks_and_writes_the_same_files(subsets, tm
 
 
 def test_repeated_input_has_new_ids_and_the_same_texts(subsets, tmp_path):
-    from bench.data import read_jsonl
-    from bench.perf import repeated_clusters
+    from bench.stages.data import read_jsonl
+    from scripts.perf import repeated_clusters
 
     made = repeated_clusters(subsets, 50, tmp_path / "repeated.jsonl")
     rows = read_jsonl(tmp_path / "repeated.jsonl")

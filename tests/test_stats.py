@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.stats import cluster_bootstrap_ci, cluster_sign_flip_p, paired_test
+from bench.reporting.stats import cluster_bootstrap_ci, cluster_sign_flip_p, paired_test
 from bench.types import BenchError
 
 

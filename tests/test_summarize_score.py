@@ -3,9 +3,9 @@ import math
 import pytest
 from rouge_score import rouge_scorer
 
-from bench.matching import LexicalMatcher
-from bench.score import METRICS, Scorer
-from bench.summarize import LeadK, RandomK, TextRank
+from bench.matchers.lexical import LexicalMatcher
+from bench.stages.score import METRICS, Scorer
+from bench.summarizers.extractive import LeadK, RandomK, TextRank
 from tests.conftest import read_jsonl
 
 
@@ -74,7 +74,7 @@ def test_baselines_are_deterministic(demo_docs):
 
 
 def test_undefined_metrics_stay_none_not_zero(demo_docs):
-    from bench.score import ScoredInput
+    from bench.stages.score import ScoredInput
     from bench.types import Summary
 
     docs_by_cluster, matcher = demo_docs

@@ -8,8 +8,8 @@ import pytest
 from scipy.stats import kendalltau, pearsonr
 
 from bench.cli import main
-from bench.data import FolderDataset
-from bench.validity import kendall_tau_b, pearson, validity
+from bench.stages.data import FolderDataset
+from bench.reporting.validity import kendall_tau_b, pearson, validity
 from tests.conftest import read_jsonl, run_cli
 
 # consensus recall (cr) and human ROUGE-2 (h2) per (summarizer, cluster, article); None: undefined
@@ -164,7 +164,7 @@ def test_end_to_end_on_demo_with_human_summaries(tmp_path):
 def test_scorer_human_rouge_equals_rouge_score_and_is_none_without_a_human_summary(demo_docs):
     from rouge_score import rouge_scorer
 
-    from bench.score import Scorer, ScoredInput
+    from bench.stages.score import Scorer, ScoredInput
     from bench.types import Summary
 
     docs_by_cluster, matcher = demo_docs

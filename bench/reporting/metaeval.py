@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from bench.facts import FactExtractor
-from bench.matching import COMBINED_FEATURES, CombinedMatcher, Matcher
+from bench.stages.facts import FactExtractor
+from bench.matchers.neural import COMBINED_FEATURES, CombinedMatcher
+from bench.matchers.base import Matcher
 from bench.types import BenchError
 
 _TAGS = re.compile(r"</?t>")

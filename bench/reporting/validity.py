@@ -11,7 +11,7 @@ human_rouge* metrics beside consensus recall. Output, across the run's summarize
 Only articles where both values are defined for every system are used, so every mean is over the same
 article set (n is reported). A correlation is undefined when either vector is constant (all values exactly
 equal): such clusters are left out of the per-cluster average and counted as `n_undefined`, never scored 0.
-This is separate from `bench meta-eval` (bench/metaeval.py), which judges matchers on REALSumm.
+This is separate from `bench meta-eval` (bench/reporting/metaeval.py), which judges matchers on REALSumm.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.score import MAIN_METRIC, METRICS
-from bench.stats import as_values
+from bench.stages.score import MAIN_METRIC, METRICS
+from bench.reporting.stats import as_values
 from bench.types import BenchError
 
 DEFAULT_AGAINST = "human_rouge2"
@@ -139,7 +139,7 @@ def validity(score_rows: Sequence[Mapping[str, Any]], systems: Sequence[str], me
 
 def load(run_dirs: Sequence[Path]) -> tuple[list[str], list[dict[str, Any]]]:
     """Summarizers (leaderboard order) and score rows of one run, or of several merged as `bench leaderboard` does."""
-    from bench.report import load_run, merge
+    from bench.reporting.leaderboard import load_run, merge
 
     if len(run_dirs) == 1:
         board, scores = load_run(run_dirs[0])

@@ -1,9 +1,9 @@
 """Speed benchmarks (a script, not timed tests). Writes JSON under results/perf/ and prints it.
 
-  python -m bench.perf summarize   cold vs cached default run, batched vs one-at-a-time SmolLM2,
+  python scripts/perf.py summarize   cold vs cached default run, batched vs one-at-a-time SmolLM2,
                                    and the harness's overhead beyond model calls
-  python -m bench.perf align       cross-article alignment time for clusters of 5, 20 and 80 articles
-  python -m bench.perf repeat SRC N OUT
+  python scripts/perf.py align       cross-article alignment time for clusters of 5, 20 and 80 articles
+  python scripts/perf.py repeat SRC N OUT
                                    a JSONL input of N clusters: SRC's clusters (a bench JSONL file) repeated
                                    in order, copy k's cluster and article ids suffixed with -r{k}
 """
@@ -60,9 +60,9 @@ def batching_benchmark(batch_sizes: tuple[int, ...] = (16, 1)) -> dict[str, Any]
     once beforehand so only generation is timed."""
     from hydra.utils import instantiate
 
-    from bench.clean import Cleaner
+    from bench.stages.clean import Cleaner
     from bench.cli import compose
-    from bench.data import FolderDataset
+    from bench.stages.data import FolderDataset
     from bench.types import Document
 
     cfg = compose(["summarizer=smollm2"])
@@ -96,7 +96,7 @@ def demo_subset_clusters(path: Path, extra_text: str = "") -> Path:
     usable articles: 21 clusters, 71 articles), for measurements and tests that need many clusters."""
     import itertools
 
-    from bench.data import FolderDataset
+    from bench.stages.data import FolderDataset
 
     rows = []
     for cluster in FolderDataset().load():
@@ -128,8 +128,8 @@ def demo_like_cluster(n: int, seed: int = 0):
     sentences partly dropped and reordered (seeded), so that articles overlap without being copies."""
     import random
 
-    from bench.clean import Cleaner
-    from bench.data import FolderDataset
+    from bench.stages.clean import Cleaner
+    from bench.stages.data import FolderDataset
     from bench.types import Article
 
     bridge = next(c for c in FolderDataset().load() if c.id == "port-alder-bridge")
@@ -184,7 +184,7 @@ def align_benchmark(sizes: tuple[int, ...] = (5, 20, 80), matchers: tuple[str, .
 def repeated_clusters(source: Path, n_clusters: int, out: Path) -> dict[str, int]:
     """N clusters from a bench JSONL file, its clusters repeated in file order with new ids (copy k gets
     "-r{k}" on every cluster and article id), so that runs of any size use real articles."""
-    from bench.data import read_jsonl
+    from bench.stages.data import read_jsonl
 
     by_cluster: dict[str, list[dict[str, Any]]] = {}
     for row in read_jsonl(Path(source)):
@@ -204,14 +204,14 @@ def repeated_clusters(source: Path, n_clusters: int, out: Path) -> dict[str, int
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "repeat":
-        ap = argparse.ArgumentParser(prog="python -m bench.perf repeat")
+        ap = argparse.ArgumentParser(prog="python scripts/perf.py repeat")
         ap.add_argument("source", type=Path)
         ap.add_argument("n_clusters", type=int)
         ap.add_argument("out", type=Path)
         args = ap.parse_args(argv[1:])
         print(json.dumps(repeated_clusters(args.source, args.n_clusters, args.out)))
         return
-    ap = argparse.ArgumentParser(prog="python -m bench.perf", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python scripts/perf.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("which", choices=["summarize", "align"])
     ap.add_argument("--out", default="results/perf")

@@ -5,7 +5,7 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from bench.nlp import load_spacy, parse_many
+from bench.text.nlp import load_spacy, parse_many
 from bench.types import Fact, Sentence
 
 _CLAUSE_DEPS = {"conj", "advcl", "parataxis"}  # ccomp stays attached: "X feared that Y" keeps its frame

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
-from bench.matching import ALIGNMENTS
+from bench.matchers.base import ALIGNMENTS
 from bench.types import BenchError
 
 HYDRA_KEYS = ("_target_", "_partial_", "_convert_", "_recursive_", "_args_")
@@ -166,7 +166,7 @@ def _target_errors(node: Any, where: str) -> Iterator[str]:
     values = {k: v for k, v in node.items() if k not in HYDRA_KEYS}
     yield from _model_errors(model, values, f"{where}.")
     if cls.__module__.startswith("bench.") and isinstance(values.get("model"), str):
-        from bench.llm import model_location_error
+        from bench.summarizers.llm import model_location_error
 
         problem = model_location_error(values["model"])
         if problem:
@@ -232,9 +232,9 @@ def _path_errors(resolved: Mapping[str, Any], check_results_dir: bool) -> Iterat
             yield f"config cache.path={cache['path']!r}: {problem} (or set cache.enabled=false)"
     dataset = resolved.get("dataset") or {}
     target, path = dataset.get("_target_"), dataset.get("path")
-    if target == "bench.data.FolderDataset" and path is not None and not Path(path).expanduser().is_dir():
+    if target == "bench.stages.data.FolderDataset" and path is not None and not Path(path).expanduser().is_dir():
         yield f"config dataset.path={path!r}: must be an existing folder of .txt files (or of such folders)"
-    if target == "bench.data.JsonlDataset" and not Path(path).expanduser().is_file():
+    if target == "bench.stages.data.JsonlDataset" and not Path(path).expanduser().is_file():
         yield f"config dataset.path={path!r}: must be an existing JSON Lines file"
 
 

@@ -1,248 +1,13 @@
-"""Matchers decide whether one text states what another states.
-
-`support(pairs)` scores (premise, hypothesis) pairs in [0, 1]: how much of the hypothesis the premise
-states. Alignment of facts across articles uses the symmetric `similarity`; scoring a summary uses
-`support` with the summary as premise. Both are batch methods.
-"""
+"""Matchers built on neural models: sentence embeddings, NLI cross-encoders, and a logistic combination of
+lexical and embedding signals. Models load on first use."""
 from __future__ import annotations
 
 import math
-import re
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-_WORD = re.compile(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)?", re.UNICODE)
-_NUMBER_WORDS = {
-    "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
-    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "fourteen": "14",
-    "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18", "nineteen": "19", "twenty": "20",
-    "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90",
-    "hundred": "100", "thousand": "1000", "million": "1000000", "billion": "1000000000", "dozen": "12",
-}
-
-
-@lru_cache(maxsize=1)
-def _stopwords() -> frozenset[str]:
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    return frozenset(STOP_WORDS - set(_NUMBER_WORDS)) | {"’s", "'s", "s"}
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    from nltk.stem.porter import PorterStemmer
-
-    return PorterStemmer()
-
-
-@lru_cache(maxsize=200_000)
-def _stem(word: str) -> str:
-    return _stemmer().stem(word) if len(word) > 3 else word
-
-
-@dataclass(frozen=True)
-class TextFeatures:
-    content: frozenset[str]   # stemmed content words; number words mapped to digits
-    numbers: frozenset[str]
-    entities: frozenset[str]  # stems of capitalised words after the first (a cheap proxy for names)
-
-
-@lru_cache(maxsize=200_000)
-def features(text: str) -> TextFeatures:
-    stop = _stopwords()
-    content, numbers, entities = set(), set(), set()
-    for i, m in enumerate(_WORD.finditer(text)):
-        raw = m.group(0)
-        low = raw.lower().replace("’", "'")
-        if raw[0].isdigit() or low in _NUMBER_WORDS:
-            num = raw.replace(",", "") if raw[0].isdigit() else _NUMBER_WORDS[low]
-            numbers.add(num)
-            content.add(num)
-            continue
-        if low in stop or len(low) < 2:
-            continue
-        stem = _stem(low.split("'")[0])
-        content.add(stem)
-        if raw[0].isupper() and i > 0:
-            entities.add(stem)
-    return TextFeatures(frozenset(content), frozenset(numbers), frozenset(entities))
-
-
-# words that say when or who spoke, not what happened: sharing only these (and names) is no shared event
-_LIGHT_WORDS = frozenset(
-    "monday tuesday wednesday thursday friday saturday sunday week weekend day days year years month months today "
-    "yesterday tonight time times last earlier later ago said say says told tell tells according report reported "
-    "news".split())
-
-
-_NEGATION = re.compile(r"\b(?:not|no|never|none|nobody|nothing|neither|nor|without)\b|n[’']t\b", re.I)
-
-
-def same_event(text_a: str, text_b: str) -> bool:
-    """Two facts can state the same thing only if they share a word that is not a name, a number or a
-    light word (a date, "said"), their numbers do not contradict (both have numbers, none shared), and
-    one is not the negation of the other (one negated, the other not)."""
-    (a, negated_a, names_a), (b, negated_b, names_b) = _event_view(text_a), _event_view(text_b)
-    if a.numbers and b.numbers and not a.numbers & b.numbers:
-        return False
-    if negated_a != negated_b:
-        return False
-    names, light = names_a | names_b, _light_stems()
-    return any(w not in names and w not in a.numbers and w not in light for w in a.content & b.content)
-
-
-@lru_cache(maxsize=200_000)
-def _event_view(text: str) -> tuple[TextFeatures, bool, frozenset[str]]:
-    """A fact's features, whether it is negated, and its names (`features`' entities: capitalised words
-    after the first, since a sentence's first word is capitalised whatever it is)."""
-    f = features(text)
-    return f, bool(_NEGATION.search(text)), f.entities
-
-
-@lru_cache(maxsize=1)
-def _light_stems() -> frozenset[str]:
-    return frozenset(_stem(w) for w in _LIGHT_WORDS) | _LIGHT_WORDS
-
-
-_COMBINE = {
-    "max": max,
-    "mean": lambda f, b: (f + b) / 2,
-    "min": min,
-    "harmonic": lambda f, b: 0.0 if f + b == 0 else 2 * f * b / (f + b),
-}
-ALIGNMENTS = (*_COMBINE, "segments")
-_PHRASE_SPLIT = re.compile(r"\s*[,;:—–()]\s*|\s+(?:and|but|while|as|after|before|because|when|where|which|who)\s+")
-
-
-@lru_cache(maxsize=200_000)
-def phrase_segments(text: str, min_words: int = 3, width: int = 2) -> tuple[str, ...]:
-    """The text, and its runs of up to `width` adjacent phrases (split at punctuation and conjunctions)
-    that keep at least `min_words` content words."""
-    parts = [p for p in _PHRASE_SPLIT.split(text) if p and p.strip()]
-    out = [text]
-    for i in range(len(parts)):
-        for j in range(i + 1, min(len(parts), i + width) + 1):
-            run = " ".join(parts[i:j])
-            if len(features(run).content) >= min_words:
-                out.append(run)
-    return tuple(dict.fromkeys(out))
-
-
-class Matcher(ABC):
-    """Pluggable fact matcher. Thresholds turn scores into decisions."""
-
-    name = "matcher"
-
-    def __init__(self, align_threshold: float, support_threshold: float, alignment: str = "max"):
-        if alignment not in ALIGNMENTS:
-            raise ValueError(f"alignment must be one of {sorted(ALIGNMENTS)}, got {alignment!r}")
-        self.align_threshold = align_threshold
-        self.support_threshold = support_threshold
-        self.alignment = alignment
-
-    @abstractmethod
-    def support(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """For each (premise, hypothesis): how fully the premise states the hypothesis, in [0, 1]."""
-
-    def similarity(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """Symmetric score for alignment: support in both directions, combined by `alignment`: "max" (one
-        fact states the other), "mean", "harmonic", "min", or "segments": the best "mean" between any phrase
-        run of one fact and any phrase run of the other (`phrase_segments`), so that a long fact aligns
-        with a short one through the part they both state, and both directions must agree on that part."""
-        if self.alignment == "segments":
-            return self._segment_similarity(pairs)
-        fwd = self.support(pairs)
-        bwd = self.support([(b, a) for a, b in pairs])
-        combine = _COMBINE[self.alignment]
-        return [combine(f, b) for f, b in zip(fwd, bwd)]
-
-    def _segment_similarity(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        seg_pairs = [[(x, y) for x in phrase_segments(a) for y in phrase_segments(b)] for a, b in pairs]
-        flat = list(dict.fromkeys(p for ps in seg_pairs for p in ps))
-        fwd = dict(zip(flat, self.support(flat)))
-        bwd = dict(zip(flat, self.support([(y, x) for x, y in flat])))
-        return [max((fwd[p] + bwd[p]) / 2 for p in ps) for ps in seg_pairs]
-
-    def alignment_scores(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        """`similarity`, but 0 for two facts that cannot state the same thing (`same_event` says no)."""
-        possible = [i for i, (a, b) in enumerate(pairs) if same_event(a, b)]
-        out = [0.0] * len(pairs)
-        for i, score in zip(possible, self.similarity([pairs[i] for i in possible])):
-            out[i] = score
-        return out
-
-    def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "align_threshold": self.align_threshold,
-                "support_threshold": self.support_threshold, "alignment": self.alignment}
-
-    def covers(self, sentences: Sequence[str], units: Sequence[Sequence[str]]) -> list[bool]:
-        """Does a text (given as its sentences) state each unit? A unit (its member facts' texts) is covered
-        when the whole text, or one of its sentences, supports one of its facts. Scoring and the oracle
-        both decide coverage here."""
-        if not units or not sentences:
-            return [False] * len(units)
-        premises = list(dict.fromkeys([" ".join(sentences), *sentences]))
-        pairs, owners = [], []
-        for u, facts in enumerate(units):
-            for f in facts:
-                for p in premises:
-                    pairs.append((p, f))
-                    owners.append(u)
-        best = [0.0] * len(units)
-        for u, score in zip(owners, self.support(pairs)):
-            best[u] = max(best[u], score)
-        return [b >= self.support_threshold for b in best]
-
-
-class LexicalMatcher(Matcher):
-    """Content-word recall of the hypothesis in the premise, with entity and number agreement.
-
-    score = |H ∩ P| / |H| over stemmed content words, times the share of the hypothesis's numbers found
-    in the premise (a wrong number is a different fact), times (1 - entity_weight · share of the
-    hypothesis's names missing from the premise).
-    """
-
-    name = "lexical"
-
-    def __init__(self, align_threshold: float = 0.6, support_threshold: float = 0.6, alignment: str = "max",
-                 entity_weight: float = 0.5, number_agreement: bool = True):
-        super().__init__(align_threshold, support_threshold, alignment)
-        self.entity_weight = entity_weight
-        self.number_agreement = number_agreement
-
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "entity_weight": self.entity_weight, "number_agreement": self.number_agreement}
-
-    def support(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
-        return [self._support(features(p), features(h)) for p, h in pairs]
-
-    def _support(self, p: TextFeatures, h: TextFeatures) -> float:
-        if not h.content:
-            return 0.0
-        score = len(h.content & p.content) / len(h.content)
-        if self.number_agreement and h.numbers:
-            score *= len(h.numbers & p.numbers) / len(h.numbers)
-        if h.entities:
-            score *= 1.0 - self.entity_weight * len(h.entities - p.content) / len(h.entities)
-        return score
-
-
-# --- neural and combined matchers --------------------------------------------------------------------
-_SENTENCE_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[\"'“‘(\[]?[A-Z0-9])")
-_CLAUSE_SPLIT = re.compile(r",\s+(?:and|but|while|which|who|after|as|when|where)\s+|;\s+|\s+(?:and|but)\s+(?=[a-z]+ed\b)")
-_NEGATIONS = frozenset({"not", "no", "never", "n't", "none", "nobody", "nothing", "without", "neither", "nor"})
-
-
-def segments(text: str) -> list[str]:
-    """The text, its sentences, and their clauses (cheap regex splits), deduplicated, in order."""
-    out = [text.strip()]
-    for sent in _SENTENCE_SPLIT.split(text.strip()):
-        out.append(sent.strip())
-        out.extend(c.strip() for c in _CLAUSE_SPLIT.split(sent) if len(c.split()) >= 3)
-    return list(dict.fromkeys(s for s in out if s))
+from bench.matchers.base import Matcher
+from bench.text.words import NEGATIONS, bigrams, features, segments, stopwords, word_set
 
 
 class _Encoder:
@@ -259,7 +24,7 @@ class _Encoder:
         if self._model is None:
             from sentence_transformers import SentenceTransformer
 
-            from bench.nlp import resolve_model_path
+            from bench.text.nlp import resolve_model_path
 
             try:
                 self._model = SentenceTransformer(resolve_model_path(self.model_id), device=self.device)
@@ -352,7 +117,7 @@ class NLIMatcher(Matcher):
             import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-            from bench.nlp import resolve_model_path
+            from bench.text.nlp import resolve_model_path
             from bench.types import BenchError
 
             path = resolve_model_path(self.model_id)
@@ -402,7 +167,7 @@ class CombinedMatcher(Matcher):
     best segment), stemmed-bigram recall, number and entity agreement, sentence-embedding similarity
     (best segment and whole), a BERTScore-style soft token recall from the same embedding model,
     negation mismatch, and hypothesis length. support = P(present). The parameters (standardisation and
-    coefficients) live in configs/matcher/combined.yaml; configs/matcher/fit_combined.py refits them."""
+    coefficients) live in configs/matcher/combined.yaml; scripts/fit_combined.py refits them."""
 
     name = "combined"
 
@@ -432,7 +197,7 @@ class CombinedMatcher(Matcher):
         premises = list(dict.fromkeys(p for p, _ in pairs))
         hyps = list(dict.fromkeys(h for _, h in pairs))
         tok = dict(zip(premises + hyps, self.encoder.tokens(premises + hyps)))
-        stop = _stopwords()
+        stop = stopwords()
         rows = []
         for p, h in pairs:
             fp, fh = features(p), features(h)
@@ -441,7 +206,7 @@ class CombinedMatcher(Matcher):
             rec = len(content & fp.content) / n if n else 0.0
             parts = segs[p][1:] or segs[p]  # sentences and clauses, without the whole premise
             rec_seg = max(len(content & features(s).content) / n for s in parts) if n else 0.0
-            bh, bp = _bigrams(h), _bigrams(p)
+            bh, bp = bigrams(h), bigrams(p)
             bigram = len(bh & bp) / len(bh) if bh else rec
             numbers = len(fh.numbers & fp.numbers) / len(fh.numbers) if fh.numbers else 1.0
             entities = len(fh.entities & fp.content) / len(fh.entities) if fh.entities else 1.0
@@ -455,7 +220,7 @@ class CombinedMatcher(Matcher):
                 soft = float((best * w).sum() / w.sum())
             else:
                 soft = 0.0
-            neg = float(bool(_NEGATIONS & _words(h)) != bool(_NEGATIONS & _words(p)))
+            neg = float(bool(NEGATIONS & word_set(h)) != bool(NEGATIONS & word_set(p)))
             rows.append([rec, rec_seg, bigram, numbers, entities, emb_seg, emb_whole, soft, neg, math.log1p(n)])
         return np.array(rows, dtype=float).reshape(len(pairs), len(COMBINED_FEATURES))
 
@@ -471,11 +236,3 @@ class CombinedMatcher(Matcher):
     def support(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         return self.probabilities(self.featurize(pairs)) if pairs else []
 
-
-def _words(text: str) -> set[str]:
-    return {w.lower() for w in re.findall(r"[A-Za-z]+|n't", text)}
-
-
-def _bigrams(text: str) -> set[tuple[str, str]]:
-    words = [_stem(w.lower()) for w in _WORD.findall(text)]
-    return set(zip(words, words[1:]))

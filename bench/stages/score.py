@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from bench.consensus import ClusterConsensus, ReferenceUnit
-from bench.matching import Matcher
+from bench.stages.consensus import ClusterConsensus, ReferenceUnit
+from bench.matchers.base import Matcher
 from bench.types import Document, Fact, Summary
 
 MAIN_METRIC = "consensus_recall"

@@ -11,9 +11,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.report import DEFAULT_STATS, load_run, p_floor_note, read_jsonl, smallest_p_value
-from bench.score import MAIN_METRIC, METRICS
-from bench.stats import as_values, paired_test
+from bench.reporting.leaderboard import DEFAULT_STATS, load_run, p_floor_note, read_jsonl, smallest_p_value
+from bench.stages.score import MAIN_METRIC, METRICS
+from bench.reporting.stats import as_values, paired_test
 from bench.types import BenchError
 
 # +1: higher is better; -1: lower is better; 0: neither (reported, never gated)

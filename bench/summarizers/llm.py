@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.cache import file_digest
-from bench.nlp import resolve_model_path
-from bench.summarize import Summarizer
+from bench.text.nlp import resolve_model_path
+from bench.stages.summarize import Summarizer
 from bench.types import BenchError, Document, Summary
 
 log = logging.getLogger("bench")

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.score import MAIN_METRIC, METRICS
-from bench.stats import EXACT_PERMUTATION_MAX_CLUSTERS, as_values, cluster_bootstrap_ci, paired_test
+from bench.stages.score import MAIN_METRIC, METRICS
+from bench.reporting.stats import EXACT_PERMUTATION_MAX_CLUSTERS, as_values, cluster_bootstrap_ci, paired_test
 from bench.types import BenchError
 
 log = logging.getLogger("bench")
@@ -322,8 +322,8 @@ def write_board(board: dict[str, Any], out_dir: Path) -> str:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """A run file, parsed strictly (bench.data.read_jsonl), with a clear error when it is missing."""
-    from bench.data import read_jsonl as read_strict
+    """A run file, parsed strictly (bench.stages.data.read_jsonl), with a clear error when it is missing."""
+    from bench.stages.data import read_jsonl as read_strict
 
     if not path.is_file():
         raise BenchError(f"{path} is missing (is {path.parent} a finished bench run directory?)")
@@ -359,7 +359,7 @@ def write_merged(board: dict[str, Any], score_rows: list[dict], sources: Sequenc
                     with open(p, "rb") as part:
                         shutil.copyfileobj(part, out)
     md = write_board(board, out_dir)
-    from bench.html_report import write_html
+    from bench.reporting.html import write_html
 
     write_html(out_dir)
     return md

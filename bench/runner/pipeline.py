@@ -18,17 +18,17 @@ from tqdm.auto import tqdm
 from omegaconf import DictConfig, OmegaConf
 
 from bench.cache import Cache, code_hash, key, text_hash
-from bench.cache_guard import set_aside_if_corrupt
-from bench.consensus import ClusterConsensus, ConsensusBuilder, ReferenceUnit
-from bench.data import Dataset
-from bench.facts import FactExtractor, ParsedText
-from bench.matching import Matcher
-from bench.report import DEFAULT_STATS, SCHEMA_VERSION, add_statistics, leaderboard_rows, write_board
-from bench.score import MAIN_METRIC, METRICS, ScoredInput, Scorer
-from bench.signature import data_hash, environment, stable_hash
-from bench.summarize import ReferenceAwareSummarizer, Summarizer
+from bench.runner.cache_guard import set_aside_if_corrupt
+from bench.stages.consensus import ClusterConsensus, ConsensusBuilder, ReferenceUnit
+from bench.stages.data import Dataset
+from bench.stages.facts import FactExtractor, ParsedText
+from bench.matchers.base import Matcher
+from bench.reporting.leaderboard import DEFAULT_STATS, SCHEMA_VERSION, add_statistics, leaderboard_rows, write_board
+from bench.stages.score import MAIN_METRIC, METRICS, ScoredInput, Scorer
+from bench.runner.signature import data_hash, environment, stable_hash
+from bench.stages.summarize import ReferenceAwareSummarizer, Summarizer
 from bench.types import BenchError, Document, Skip, Summary
-from bench.validate import validate_config
+from bench.runner.validate import validate_config
 
 log = logging.getLogger("bench")
 # what changes how a run goes, never what it computes: left out of the config hash
@@ -254,7 +254,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
     write_board(board, out_dir)
     if cfg.get("html", True):
-        from bench.html_report import write_html
+        from bench.reporting.html import write_html
 
         write_html(out_dir)
     return board

@@ -13,7 +13,7 @@ from bench.types import Article, BenchError, Cluster, Skip
 
 REQUIRED_FIELDS = ("cluster_id", "article_id", "source", "title", "text")
 OPTIONAL_FIELDS = ("date", "url")
-DEMO_PATH = Path(__file__).parent / "demo"
+DEMO_PATH = Path(__file__).resolve().parent.parent / "demo"
 
 
 class Dataset(ABC):

@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.report import DISPLAY, load_board, read_jsonl, shown_metrics
+from bench.reporting.leaderboard import DISPLAY, load_board, read_jsonl, shown_metrics
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d2330;max-width:1400px}

@@ -8,7 +8,8 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from bench.matching import Matcher, features
+from bench.matchers.base import Matcher
+from bench.text.words import features
 from bench.types import Document, Fact
 
 

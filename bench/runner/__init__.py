@@ -1,0 +1,1 @@
+"""Running a benchmark: config validation, the pipeline over the stages, caching, signatures."""

@@ -1,0 +1,1 @@
+"""The pipeline stages, in the order data flows: data -> clean -> facts -> consensus -> summarize -> score."""

@@ -1,0 +1,1 @@
+"""Summarizer implementations: extractive baselines, the oracle, and model backends (`llm`)."""

@@ -1,0 +1,1 @@
+"""Scripts beside the package: benchmarks, fitting, labelled samples. Run them as `python scripts/NAME.py`."""
