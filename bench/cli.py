@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
+
 from bench.types import BenchError
 
 log = logging.getLogger("bench")
@@ -329,6 +331,9 @@ def main(argv: list[str] | None = None) -> Any:
     except BrokenPipeError:  # output cut short by the reader (e.g. `| head`): not an error of ours
         _silence_stdout()
         raise SystemExit(0) from None
+    except KeyboardInterrupt:  # Ctrl-C before a run started, or in a reporting command: nothing to keep
+        print("bench: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 def job_dir_name(num: Any, override_dirname: str) -> str:
@@ -337,12 +342,9 @@ def job_dir_name(num: Any, override_dirname: str) -> str:
     return f"{num}_{safe[:120]}" if safe else str(num)
 
 
-class ValidateBeforeRun:
+class ValidateBeforeRun(Callback):
     """Hydra callback: the one validation pass, before Hydra creates any output folder. A single run
     is validated whole; a sweep's results folder is checked once here and each job in `run`."""
-
-    def __init__(self, **_: Any):
-        pass
 
     def on_run_start(self, config, **kwargs) -> None:
         from omegaconf import OmegaConf
@@ -362,25 +364,9 @@ class ValidateBeforeRun:
         if problem:
             _fail(f"config results_dir={config.results_dir!r}: {problem}")
 
-    def on_run_end(self, config, **kwargs) -> None: ...
-    def on_multirun_end(self, config, **kwargs) -> None: ...
-    def on_job_start(self, config, **kwargs) -> None: ...
-    def on_job_end(self, config, job_return, **kwargs) -> None: ...
-    def on_compile_config(self, config, **kwargs) -> None: ...
 
-
-class MergeSweepLeaderboard:
+class MergeSweepLeaderboard(Callback):
     """Hydra callback: after a multirun, merge the jobs' leaderboards into the sweep directory."""
-
-    def __init__(self, **_: Any):
-        pass
-
-    def on_multirun_start(self, config, **kwargs) -> None: ...
-    def on_run_start(self, config, **kwargs) -> None: ...
-    def on_run_end(self, config, **kwargs) -> None: ...
-    def on_job_start(self, config, **kwargs) -> None: ...
-    def on_job_end(self, config, job_return, **kwargs) -> None: ...
-    def on_compile_config(self, config, **kwargs) -> None: ...
 
     def on_multirun_end(self, config, **kwargs) -> None:
         from bench.reporting.leaderboard import load_run, merge, write_merged
@@ -398,12 +384,10 @@ class MergeSweepLeaderboard:
         if unfinished:
             print(f"bench: warning: left out of the merge, not finished: {'; '.join(unfinished)}", file=sys.stderr)
         if not jobs:
-            print(f"bench: no finished job under {sweep}; nothing to merge", file=sys.stderr)
-            return
+            _fail(f"no finished job under {sweep}; nothing to merge")
         try:
             board, scores = merge([(str(p), *load_run(p)) for p in jobs])
             md = write_merged(board, scores, jobs, sweep)
-        except BenchError as e:
-            print(f"bench: error: could not merge the sweep: {e}", file=sys.stderr)
-            return
+        except BenchError as e:  # e.g. an incomplete set of shards: the sweep fails, its job folders stay
+            _fail(f"could not merge the sweep: {e}")
         print("\n=== combined leaderboard of the sweep ===\n" + md + f"results: {sweep}")
