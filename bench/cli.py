@@ -130,6 +130,9 @@ def _hydra_main() -> None:
             reason = str(e) if isinstance(e, BenchError) else environment_error(e)
             runstatus.mark(out_dir, "failed", reason)
             log.error("run failed: %s", reason.replace("\n", "; "))
+            if HydraConfig.get().mode.name == "MULTIRUN":  # the other jobs go on; the sweep fails at its end
+                print(f"bench: error: job {out_dir.name}: {reason}", file=sys.stderr)
+                return
             _fail(reason)
         except Exception as e:  # a bug: marked, and logged and raised with its traceback
             runstatus.mark(out_dir, "failed", f"{type(e).__name__}: {e}")
@@ -381,13 +384,15 @@ class MergeSweepLeaderboard(Callback):
                 unfinished.append(f"{p.name} ({describe(status)})")
             elif (p / "leaderboard.json").is_file():
                 jobs.append(p)
-        if unfinished:
-            print(f"bench: warning: left out of the merge, not finished: {'; '.join(unfinished)}", file=sys.stderr)
         if not jobs:
-            _fail(f"no finished job under {sweep}; nothing to merge")
+            _fail(f"no finished job under {sweep}; nothing to merge"
+                  + (f" (not finished: {'; '.join(unfinished)})" if unfinished else ""))
         try:
             board, scores = merge([(str(p), *load_run(p)) for p in jobs])
             md = write_merged(board, scores, jobs, sweep)
         except BenchError as e:  # e.g. an incomplete set of shards: the sweep fails, its job folders stay
             _fail(f"could not merge the sweep: {e}")
         print("\n=== combined leaderboard of the sweep ===\n" + md + f"results: {sweep}")
+        if unfinished:  # the finished jobs are merged above; the sweep still fails
+            _fail(f"{len(unfinished)} job(s) of the sweep did not finish and are left out of the merge: "
+                  + "; ".join(unfinished))

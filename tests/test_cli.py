@@ -112,3 +112,17 @@ def test_ctrl_c_outside_a_run_is_one_line(monkeypatch, capsys):
     with pytest.raises(SystemExit) as stop:
         bench.cli.main(["--help"])
     assert stop.value.code == 130 and capsys.readouterr().err == "bench: interrupted\n"
+
+
+def test_a_sweep_job_with_a_bad_value_fails_alone(tmp_path):
+    """A job that fails validation does not stop the others: they run and are merged, and the sweep exits 2
+    naming the failed job."""
+    proc = run_cli("-m", "consensus.min_support=-5,1", "summarizer=[lead3]", "html=false", f"results_dir={tmp_path}")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "=== combined leaderboard of the sweep ===" in proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("bench: error:")]
+    assert len(errors) == 2 and "consensus.min_support=-5: must be a whole number >= 1" in errors[0]
+    assert "1 job(s) of the sweep did not finish" in errors[1]
+    (sweep,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert (sweep / "leaderboard.json").is_file()
