@@ -2,7 +2,7 @@
 `bench compare BASE NEW` compares two runs and gates on regressions; `bench report RUN_DIR` writes the HTML;
 `bench validity RUN_DIR...` correlates consensus recall with ROUGE against human summaries across summarizers.
 
-This module only parses arguments and calls `bench.runner.pipeline.run` or `bench.reporting.leaderboard`. Errors caused by
+This module only parses arguments and calls `bench.runner.pipeline.run` or `bench.reporting`. Errors caused by
 input, configuration or the environment are one line on stderr and exit 2; a closed pipe exits quietly."""
 from __future__ import annotations
 
@@ -111,34 +111,34 @@ def _hydra_main() -> None:
 
     OmegaConf.register_new_resolver("bench_job_dir", job_dir_name, replace=True)
 
-    from bench.reporting import runstatus
+    from bench.reporting.records import mark_status
 
     @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
     def task(cfg: DictConfig) -> None:
         from bench.runner.pipeline import run
 
         out_dir = Path(HydraConfig.get().runtime.output_dir)
-        runstatus.mark(out_dir, "running")
+        mark_status(out_dir, "running")
         try:
             board = run(cfg, out_dir)
         except KeyboardInterrupt:
-            runstatus.mark(out_dir, "failed", "interrupted (Ctrl-C)")
+            mark_status(out_dir, "failed", "interrupted (Ctrl-C)")
             log.error("run interrupted (Ctrl-C)")
             print("bench: interrupted; finished summaries are cached, a re-run resumes", file=sys.stderr)
             raise SystemExit(130) from None
         except (BenchError, OSError, sqlite3.Error) as e:  # input, configuration or environment: one line
             reason = str(e) if isinstance(e, BenchError) else environment_error(e)
-            runstatus.mark(out_dir, "failed", reason)
+            mark_status(out_dir, "failed", reason)
             log.error("run failed: %s", reason.replace("\n", "; "))
             if HydraConfig.get().mode.name == "MULTIRUN":  # the other jobs go on; the sweep fails at its end
                 print(f"bench: error: job {out_dir.name}: {reason}", file=sys.stderr)
                 return
             _fail(reason)
         except Exception as e:  # a bug: marked, and logged and raised with its traceback
-            runstatus.mark(out_dir, "failed", f"{type(e).__name__}: {e}")
+            mark_status(out_dir, "failed", f"{type(e).__name__}: {e}")
             log.exception("run failed")
             raise
-        runstatus.mark(out_dir, "finished")
+        mark_status(out_dir, "finished")
         _print((out_dir / "leaderboard.md").read_text())
         _print(f"results: {out_dir}")
         if HydraConfig.get().mode.name == "RUN" and board["skipped"]:
@@ -149,7 +149,9 @@ def _hydra_main() -> None:
 
 
 def leaderboard_command(argv: list[str]) -> None:
-    from bench.reporting.leaderboard import load_run, merge, to_markdown, write_merged
+    from bench.reporting.html import write_html
+    from bench.reporting.leaderboard import merge, to_markdown
+    from bench.reporting.records import load_run, write_merged
 
     parser = argparse.ArgumentParser(prog="bench leaderboard", description="Merge run directories into one leaderboard.")
     parser.add_argument("runs", nargs="+", type=Path, help="run directories holding leaderboard.json")
@@ -160,7 +162,8 @@ def leaderboard_command(argv: list[str]) -> None:
         _require_finished(args.runs)
         board, scores = merge([(str(r), *load_run(r)) for r in args.runs])
         if args.out:
-            write_merged(board, scores, args.runs, args.out)
+            write_merged(board, scores, args.runs, args.out, to_markdown(board))
+            write_html(args.out)
     except BenchError as e:
         _fail(e)
     except OSError as e:  # e.g. --out on a full or read-only disk
@@ -171,8 +174,8 @@ def leaderboard_command(argv: list[str]) -> None:
 
 
 def compare_command(argv: list[str]) -> None:
+    from bench.metrics import MAIN_METRIC
     from bench.reporting.compare import compare, write
-    from bench.stages.score import MAIN_METRIC
 
     parser = argparse.ArgumentParser(
         prog="bench compare", description="Compare two runs (paired, per article). Exit 1 when the gate metric "
@@ -251,15 +254,15 @@ def meta_eval_command(argv: list[str]) -> None:
 
 
 def _require_finished(run_dirs) -> None:
-    from bench.reporting.runstatus import require_finished
+    from bench.reporting.records import require_finished
 
     for run_dir in run_dirs:
         require_finished(run_dir)
 
 
 def validity_command(argv: list[str]) -> None:
+    from bench.metrics import MAIN_METRIC
     from bench.reporting import validity
-    from bench.stages.score import MAIN_METRIC
 
     parser = argparse.ArgumentParser(prog="bench validity", description=validity.__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -372,16 +375,17 @@ class MergeSweepLeaderboard(Callback):
     """Hydra callback: after a multirun, merge the jobs' leaderboards into the sweep directory."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from bench.reporting.leaderboard import load_run, merge, write_merged
+        from bench.reporting.html import write_html
+        from bench.reporting.leaderboard import merge, to_markdown
+        from bench.reporting.records import describe_status, load_run, read_status, write_merged
 
         sweep = Path(config.hydra.sweep.dir)
-        from bench.reporting.runstatus import describe, read
 
         jobs, unfinished = [], []
         for p in sorted((p for p in sweep.iterdir() if p.is_dir()), key=lambda p: p.name):
-            status = read(p)
+            status = read_status(p)
             if status is not None and status.get("state") != "finished":
-                unfinished.append(f"{p.name} ({describe(status)})")
+                unfinished.append(f"{p.name} ({describe_status(status)})")
             elif (p / "leaderboard.json").is_file():
                 jobs.append(p)
         if not jobs:
@@ -389,7 +393,9 @@ class MergeSweepLeaderboard(Callback):
                   + (f" (not finished: {'; '.join(unfinished)})" if unfinished else ""))
         try:
             board, scores = merge([(str(p), *load_run(p)) for p in jobs])
-            md = write_merged(board, scores, jobs, sweep)
+            md = to_markdown(board)
+            write_merged(board, scores, jobs, sweep, md)
+            write_html(sweep)
         except BenchError as e:  # e.g. an incomplete set of shards: the sweep fails, its job folders stay
             _fail(f"could not merge the sweep: {e}")
         print("\n=== combined leaderboard of the sweep ===\n" + md + f"results: {sweep}")

@@ -15,7 +15,7 @@ import numpy as np
 import yaml
 
 from bench.matchers.neural import COMBINED_FEATURES, CombinedMatcher
-from bench.reporting.metaeval import _pairs, fit_logistic, load_realsumm
+from bench.reporting.metaeval import fit_logistic, load_realsumm, unit_pairs
 
 COMBINED_YAML = Path(__file__).resolve().parent.parent / "configs" / "matcher" / "combined.yaml"
 
@@ -29,7 +29,7 @@ def main() -> None:
     data = load_realsumm(args.data)
     zero = {f: 0.0 for f in COMBINED_FEATURES}
     matcher = CombinedMatcher(coefficients=zero, intercept=0.0, means=zero, scales={f: 1.0 for f in zero})
-    pairs, keys = _pairs(data, data.units)
+    pairs, keys = unit_pairs(data, data.units)
     y = np.array([data.labels[s][i][j] for i, s, j in keys])
     params = fit_logistic(matcher.featurize(pairs), y, args.c)
     rounded = {k: ({f: round(v, 6) for f, v in p.items()} if isinstance(p, dict) else round(p, 6))

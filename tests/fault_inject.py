@@ -22,7 +22,6 @@ def stage_calls():
     import bench.stages.clean
     import bench.stages.consensus
     import bench.stages.facts
-    import bench.reporting.html
     import bench.runner.pipeline
     import bench.stages.score
     import bench.summarizers.extractive
@@ -34,7 +33,7 @@ def stage_calls():
             ("summarizing", bench.summarizers.extractive.RandomK, "summarize"),
             ("scoring", bench.stages.score.Scorer, "score"),
             ("writing", bench.runner.pipeline, "write_board"),
-            ("writing", bench.reporting.html, "write_html")]
+            ("writing", bench.runner.pipeline, "write_html")]
 
 
 def install(stage: str, kill_at: int, counts_path: Path) -> None:

@@ -228,7 +228,7 @@ def test_constant_vectors_are_detected_exactly():
 def test_meta_eval_params_shipped_uses_the_configured_matcher_as_is(tmp_path):
     from hydra.utils import instantiate
 
-    from bench.reporting.metaeval import _pairs, load_realsumm, meta_evaluate
+    from bench.reporting.metaeval import load_realsumm, meta_evaluate, unit_pairs
     from tests.conftest import compose_cfg
     from tests.test_metaeval import planted
 
@@ -237,7 +237,7 @@ def test_meta_eval_params_shipped_uses_the_configured_matcher_as_is(tmp_path):
     shipped = meta_evaluate(root, matcher, None, ("human",), folds=2, params="shipped")
     assert shipped["params"] == "shipped" and shipped["protocol"].startswith("no fitting")
     data = load_realsumm(root)
-    pairs, keys = _pairs(data, data.units)
+    pairs, keys = unit_pairs(data, data.units)
     y = np.array([data.labels[s][i][j] for i, s, j in keys])
     decisions = np.array(matcher.support(pairs)) >= matcher.support_threshold
     assert shipped["settings"]["human"]["unit"]["accuracy"] == pytest.approx(float(np.mean(decisions == y)))

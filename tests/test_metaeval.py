@@ -52,6 +52,7 @@ def test_meta_eval_agrees_with_planted_labels(tmp_path):
     assert r["settings"]["auto"]["auto_units"] > 0 and r["settings"]["auto"]["system_kendall"] > 0.9
     assert set(r["baselines"]) == {"rouge1_recall", "rouge2_recall"}
     assert r["runtime_seconds"] > 0 and "| human units | 1.000 |" in proc.stdout
+    assert "Targets for a matcher to trust: human units" in proc.stdout and "issue" not in proc.stdout
     assert out.with_suffix(".md").is_file()
 
 

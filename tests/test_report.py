@@ -8,10 +8,11 @@ import subprocess
 import jsonschema
 import pytest
 
+from bench.types import BenchError
 from scripts.perf import demo_subset_clusters
 from tests.conftest import REPO, run_cli, run_dir
 
-SCHEMA = json.loads((REPO / "bench" / "schemas" / "leaderboard.schema.json").read_text())
+SCHEMA = json.loads((REPO / "bench" / "reporting" / "schemas" / "leaderboard.schema.json").read_text())
 PWN_SCRIPT = "<script>document.body.setAttribute('data-pwned','script')</script>"
 PWN_IMG = "<img src=x onerror=\"document.body.setAttribute('data-pwned','img')\">"
 
@@ -93,6 +94,73 @@ def test_leaderboard_json_matches_the_schema(demo_run):
     broken = dict(demo_run[1], rows=[{**demo_run[1]["rows"][0], "n_failed": -1}])
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(broken, SCHEMA)
+
+
+def test_a_board_breaking_the_schema_is_refused_when_loaded(demo_run, tmp_path):
+    from bench.reporting.records import load_board
+
+    board = json.loads((demo_run[0] / "leaderboard.json").read_text())
+    board["rows"][0]["n_failed"] = -1
+    (tmp_path / "leaderboard.json").write_text(json.dumps(board))
+    with pytest.raises(BenchError) as e:
+        load_board(tmp_path)
+    assert "\n" not in str(e.value) and str(tmp_path / "leaderboard.json") in str(e.value)
+    assert "rows/0/n_failed" in str(e.value)
+    proc = run_cli("report", str(tmp_path))  # the commands say so in one line
+    assert proc.returncode == 2 and "rows/0/n_failed" in proc.stderr and "Traceback" not in proc.stderr
+    del board["statistics"]
+    (tmp_path / "leaderboard.json").write_text(json.dumps(board))
+    with pytest.raises(BenchError, match="'statistics' is a required property"):
+        load_board(tmp_path)
+
+
+def test_typed_records_have_the_schema_keys():
+    from bench.reporting import records
+
+    defs = SCHEMA["$defs"]
+    for typed, schema in ((records.Board, SCHEMA), (records.Row, defs["row"]), (records.Comparison, defs["comparison"]),
+                          (records.Throughput, defs["throughput"]),
+                          (records.Signature, SCHEMA["properties"]["signature"])):
+        assert set(typed.__annotations__) == set(schema["properties"]), typed.__name__
+        assert typed.__required_keys__ == set(schema["required"]), typed.__name__
+
+
+def test_readme_metric_table_is_rendered_from_the_metrics_table():
+    from bench.metrics import definitions_markdown
+
+    assert definitions_markdown() in (REPO / "README.md").read_text()
+
+
+def test_one_number_format_for_every_metric():
+    from bench.metrics import MAIN_METRIC, METRICS, format_interval, format_number, format_value, spec
+
+    assert METRICS[0] == MAIN_METRIC == "consensus_recall" and len(set(METRICS)) == len(METRICS) == 11
+    assert [format_value(m, v) for m, v in (("consensus_recall", 0.56664), ("length_words", 47.2222),
+                                            ("compression", 0.58704), ("rouge1", None))] == [
+        "0.5666", "47.2", "0.587", "n/a"]
+    assert format_interval(-0.65, -0.29, signed=True) == "[-0.650, -0.290]" and format_number(0.5, 3) == "0.500"
+    assert [spec(m).direction for m in ("consensus_recall", "unsupported_rate", "length_words")] == [1, -1, 0]
+
+
+def test_markdown_and_html_show_the_same_numbers(demo_run):
+    """One formatter: every value of the Markdown table is in the HTML leaderboard too, as the same string."""
+    out, board = demo_run
+    md = (out / "leaderboard.md").read_text()
+    page = (out / "report.html").read_text()
+    table = page.split('<table id="leaderboard"', 1)[1].split("</table>", 1)[0]
+    rows = [line for line in md.splitlines() if line.startswith("| ")][1:]  # the header row left out
+    cells = [c.strip() for line in rows for c in line.strip("|").split("|")]
+    values = [c.split(" [")[0] for c in cells if c[:1].isdigit() and "." in c and "/" not in c]
+    assert values and all(f">{v}<" in table for v in values)
+
+
+def test_the_first_kept_article_is_open_and_only_it(demo_run):
+    out, _ = demo_run
+    page = (out / "report.html").read_text()
+    drills = page.split('<details class="article-drill"')[1:]
+    assert sum(d.split(">", 1)[0].endswith(" open") for d in drills) == 1
+    first_kept = next(d for d in drills if 'class="fail">dropped:' not in d.split("</summary>", 1)[0])
+    assert first_kept.split(">", 1)[0].endswith(" open")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import pytest
 
 from bench.cache import Cache
 from bench.runner.pipeline import run, shard_of, shard_layout, summary_key
-from bench.reporting.leaderboard import load_run, merge
+from bench.reporting.leaderboard import merge
+from bench.reporting.records import load_run
 from bench.types import Article, BenchError, Document
 from tests.conftest import REPO, compose_cfg
 

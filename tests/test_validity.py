@@ -33,12 +33,24 @@ def _rows():
     return rows
 
 
+def _board(summarizers):
+    """The smallest leaderboard.json the schema accepts, rows in the given order."""
+    settings = {"seed": 0, "resamples": 10, "confidence": 0.95, "alpha": 0.05}
+    return {"schema_version": "1.1", "created": "2024-01-01T00:00:00+00:00", "main_metric": "consensus_recall",
+            "metrics": ["consensus_recall", "human_rouge2"], "comparisons": [],
+            "signature": {"bench_version": "0", "config_hash": "c", "data_hash": "0" * 16, "scorer_hash": "0" * 16,
+                          "python": "3", "packages": {}, "git": {"commit": None, "dirty": None},
+                          "bootstrap": settings, "signature_string": "s"},
+            "statistics": {**settings, "method": "m", "metric_tested": "consensus_recall", "paired_test": "t"},
+            "rows": [{"summarizer": s, "identity": {"class": s}, "n_articles": 0, "n_scored": 0, "n_failed": 0,
+                      "means": {}, "n_defined": {}, "ci": {}, "vs_next": None} for s in summarizers]}
+
+
 @pytest.fixture()
 def synthetic_run(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    board = {"schema_version": "1.1", "rows": [{"summarizer": s} for s in ("A", "B", "C")]}
-    (run / "leaderboard.json").write_text(json.dumps(board))
+    (run / "leaderboard.json").write_text(json.dumps(_board(["A", "B", "C"])))
     (run / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _rows()))
     return run
 

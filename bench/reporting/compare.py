@@ -11,22 +11,18 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.reporting.leaderboard import DEFAULT_STATS, load_run, p_floor_note, read_jsonl, smallest_p_value
-from bench.stages.score import MAIN_METRIC, METRICS
+from bench.metrics import MAIN_METRIC, METRICS, format_interval, format_number, format_value, spec
+from bench.reporting.leaderboard import DEFAULT_STATS, p_floor_note, smallest_p_value
+from bench.reporting.records import Board, ScoreRow, has_records, load_run, read_records
 from bench.reporting.stats import as_values, paired_test
 from bench.types import BenchError
-
-# +1: higher is better; -1: lower is better; 0: neither (reported, never gated)
-DIRECTION = {"consensus_recall": 1, "consensus_precision": 1, "unsupported_rate": -1, "rouge1": 1, "rouge2": 1,
-             "rougeLsum": 1, "length_words": 0, "compression": 0,
-             "human_rouge1": 1, "human_rouge2": 1, "human_rougeLsum": 1}
 
 
 def compare(base_dir: Path, new_dir: Path, metric: str = MAIN_METRIC, tolerance: float = 0.01,
             alpha: float | None = None, max_listed: int = 20) -> dict[str, Any]:
     if metric not in METRICS:
         raise BenchError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
-    if DIRECTION[metric] == 0:
+    if spec(metric).direction == 0:
         raise BenchError(f"{metric} has no better direction and cannot gate a build")
     base_board, base_scores = load_run(base_dir)
     new_board, new_scores = load_run(new_dir)
@@ -54,7 +50,7 @@ def compare(base_dir: Path, new_dir: Path, metric: str = MAIN_METRIC, tolerance:
     }
 
 
-def _pairs(base: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str]]:
+def _pairs(base: Board, new: Board) -> list[tuple[str, str]]:
     b = [r["summarizer"] for r in base["rows"]]
     n = [r["summarizer"] for r in new["rows"]]
     common = [x for x in b if x in n]
@@ -66,8 +62,7 @@ def _pairs(base: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _units(run_dir: Path) -> dict[str, dict[str, Any]]:
-    path = Path(run_dir) / "consensus.jsonl"
-    return {u["unit_id"]: u for u in read_jsonl(path)} if path.is_file() else {}
+    return {u["unit_id"]: u for u in read_records(run_dir, "consensus")} if has_records(run_dir, "consensus") else {}
 
 
 def _compare_pair(base_name, new_name, base_board, new_board, base_scores, new_scores, units, metric, tolerance,
@@ -81,16 +76,18 @@ def _compare_pair(base_name, new_name, base_board, new_board, base_scores, new_s
             deltas[m] = None
             continue
         t = paired_test(a, b, stats["resamples"], stats["seed"], stats["confidence"])
-        worse = DIRECTION[m] != 0 and t.difference * DIRECTION[m] < 0
+        direction = spec(m).direction
+        worse = direction != 0 and t.difference * direction < 0
         deltas[m] = {"base": row_b["means"][m], "new": row_n["means"][m], "difference": t.difference,
                      "low": t.low, "high": t.high, "p_value": t.p_value, "significant": t.p_value < alpha,
-                     "direction": DIRECTION[m], "worse": worse, "n": t.n, "n_clusters": t.n_clusters,
+                     "direction": direction, "worse": worse, "n": t.n, "n_clusters": t.n_clusters,
                      "regressed": bool(worse and t.p_value < alpha and abs(t.difference) > tolerance)}
     gate = deltas[metric]
     new_failures = row_n["n_failed"] - row_b["n_failed"]
     reasons = []
     if gate and gate["regressed"]:
-        reasons.append(f"{metric} fell by {abs(gate['difference']):.4f} (> tolerance {tolerance}), p={gate['p_value']:.4f}")
+        reasons.append(f"{metric} fell by {format_number(abs(gate['difference']), 4)} (> tolerance {tolerance}), "
+                       f"p={format_number(gate['p_value'], 4)}")
     if new_failures > 0:
         reasons.append(f"{new_failures} more failed article(s)")
     articles, clusters = _worse_articles(base_name, new_name, base_scores, new_scores, units, metric)
@@ -100,7 +97,8 @@ def _compare_pair(base_name, new_name, base_board, new_board, base_scores, new_s
             "worse_articles": articles[:max_listed], "n_worse_articles": len(articles), "worse_clusters": clusters}
 
 
-def _worse_articles(base_name, new_name, base_scores, new_scores, units, metric):
+def _worse_articles(base_name, new_name, base_scores: list[ScoreRow], new_scores: list[ScoreRow], units, metric):
+    direction = spec(metric).direction
     key = lambda r: (r["cluster_id"], r["article_id"])  # noqa: E731
     base = {key(r): r for r in base_scores if r["summarizer"] == base_name}
     new = {key(r): r for r in new_scores if r["summarizer"] == new_name}
@@ -112,7 +110,7 @@ def _worse_articles(base_name, new_name, base_scores, new_scores, units, metric)
         if vb is not None and vn is not None:
             by_cluster[k[0]].append(vn - vb)
         got_worse = (vb is not None and vn is None and rn["status"] == "failed") or (
-            vb is not None and vn is not None and (vn - vb) * DIRECTION[metric] < 0)
+            vb is not None and vn is not None and (vn - vb) * direction < 0)
         if not got_worse:
             continue
         lost = sorted(set(rb.get("covered_units") or []) - set(rn.get("covered_units") or []))
@@ -120,10 +118,10 @@ def _worse_articles(base_name, new_name, base_scores, new_scores, units, metric)
                       "status": rn["status"], "error": rn.get("error"),
                       "lost_facts": [{"unit_id": u, "text": units.get(u, {}).get("text"),
                                       "support": units.get(u, {}).get("support")} for u in lost]})
-    worse.sort(key=lambda w: (w["new"] is not None, (w["new"] or 0) - (w["base"] or 0)) if DIRECTION[metric] > 0
+    worse.sort(key=lambda w: (w["new"] is not None, (w["new"] or 0) - (w["base"] or 0)) if direction > 0
                else (w["new"] is not None, (w["base"] or 0) - (w["new"] or 0)))
     clusters = [{"cluster_id": c, "mean_difference": math.fsum(d) / len(d), "n": len(d)}
-                for c, d in sorted(by_cluster.items()) if math.fsum(d) * DIRECTION[metric] < 0]
+                for c, d in sorted(by_cluster.items()) if math.fsum(d) * direction < 0]
     return worse, clusters
 
 
@@ -144,20 +142,24 @@ def to_markdown(result: dict[str, Any]) -> str:
                 continue
             mark = "❌" if d["regressed"] else ("▼" if d["worse"] and d["significant"] else
                                                "▲" if d["significant"] and d["direction"] else "")
-            out.append(f"| {m} | {_f(d['base'])} | {_f(d['new'])} | {d['difference']:+.4f} "
-                       f"[{d['low']:+.3f}, {d['high']:+.3f}] | {d['p_value']:.4f} | {mark} |")
+            delta = (f"{format_number(d['difference'], 4, signed=True)} "
+                     f"{format_interval(d['low'], d['high'], signed=True)}")
+            out.append(f"| {m} | {format_value(m, d['base'])} | {format_value(m, d['new'])} | {delta} | "
+                       f"{format_number(d['p_value'], 4)} | {mark} |")
         gate = s["deltas"].get(result["metric"])
         if gate and not gate["significant"] and (smallest_p_value(gate["n_clusters"]) or 0) >= result["alpha"]:
             out.append(f"\nWhy not significant: {p_floor_note(gate['n_clusters'], result['alpha'])}.")
         out.append(f"\nFailed articles: {s['failed']['base']} → {s['failed']['new']}.")
         if s["worse_clusters"]:
             out.append("Clusters that got worse: " + ", ".join(
-                f"{c['cluster_id']} ({c['mean_difference']:+.4f} over {c['n']})" for c in s["worse_clusters"]) + ".")
+                f"{c['cluster_id']} ({format_number(c['mean_difference'], 4, signed=True)} over {c['n']})"
+                for c in s["worse_clusters"]) + ".")
         if s["worse_articles"]:
             out += ["", f"Articles that got worse on {result['metric']} ({s['n_worse_articles']}; "
                         f"{len(s['worse_articles'])} listed):", ""]
             for w in s["worse_articles"]:
-                head = f"- `{w['cluster_id']}/{w['article_id']}`: {_f(w['base'])} → {_f(w['new'])}"
+                head = (f"- `{w['cluster_id']}/{w['article_id']}`: {format_value(result['metric'], w['base'])} → "
+                        f"{format_value(result['metric'], w['new'])}")
                 if w["status"] == "failed":
                     head += f" (failed: {w['error']})"
                 out.append(head)
@@ -168,10 +170,6 @@ def to_markdown(result: dict[str, Any]) -> str:
         out.append(f"Only in base: {', '.join(result['only_in_base']) or '-'}; only in new: "
                    f"{', '.join(result['only_in_new']) or '-'}.")
     return "\n".join(out).rstrip() + "\n"
-
-
-def _f(x: Any) -> str:
-    return "n/a" if x is None else f"{x:.4f}"
 
 
 def write(result: dict[str, Any], md_path: Path | None, json_path: Path | None) -> str:

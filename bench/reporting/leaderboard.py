@@ -1,27 +1,22 @@
-"""Stage 7, report: leaderboard rows from scores, merging runs, and Markdown/terminal rendering."""
+"""Stage 7, report: leaderboard rows from scores, their statistics, merging runs and shard sets, and the
+Markdown (file and terminal) rendering. Run directories are read and written by bench.reporting.records."""
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from bench.stages.score import MAIN_METRIC, METRICS
+from bench.metrics import MAIN_METRIC, METRICS, format_interval, format_number, format_value, spec
+from bench.reporting.records import SCHEMA_VERSION, Board, Comparison, Row, ScoreRow
 from bench.reporting.stats import EXACT_PERMUTATION_MAX_CLUSTERS, as_values, cluster_bootstrap_ci, paired_test
 from bench.types import BenchError
 
 log = logging.getLogger("bench")
-SCHEMA_VERSION = "1.1"
 DEFAULT_STATS = {"seed": 0, "resamples": 1000, "confidence": 0.95, "alpha": 0.05}
-RUN_FILES = ("articles.jsonl", "consensus.jsonl", "sources.jsonl")  # identical across runs with equal data and scorer
-DISPLAY = {"consensus_recall": "cons. recall", "consensus_precision": "cons. prec.", "unsupported_rate": "unsupported",
-           "rouge1": "R-1", "rouge2": "R-2", "rougeLsum": "R-Lsum", "length_words": "words", "compression": "compr.",
-           "human_rouge1": "human R-1", "human_rouge2": "human R-2", "human_rougeLsum": "human R-Lsum"}
 
 
-def leaderboard_rows(score_rows: Sequence[dict[str, Any]], identities: dict[str, Any]) -> list[dict[str, Any]]:
+def leaderboard_rows(score_rows: Sequence[ScoreRow], identities: dict[str, Any]) -> list[Row]:
     """One row per summarizer: exact means over articles where each metric is defined, with counts."""
     rows = []
     for name in identities:
@@ -41,7 +36,7 @@ def leaderboard_rows(score_rows: Sequence[dict[str, Any]], identities: dict[str,
     return rows
 
 
-def pooled_recall_by_support(ok_rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, float | int]]:
+def pooled_recall_by_support(ok_rows: Sequence[ScoreRow]) -> dict[str, dict[str, float | int]]:
     """Per weight level k: attainable units with weight k covered / all such units, pooled over articles."""
     covered: dict[str, float] = {}
     units: dict[str, int] = {}
@@ -52,7 +47,7 @@ def pooled_recall_by_support(ok_rows: Sequence[dict[str, Any]]) -> dict[str, dic
     return {k: {"recall": covered[k] / units[k], "units": units[k]} for k in sorted(units, key=int)}
 
 
-def add_statistics(board: dict[str, Any], score_rows: Sequence[dict[str, Any]], stats: dict[str, Any]) -> None:
+def add_statistics(board: Board, score_rows: Sequence[ScoreRow], stats: dict[str, Any]) -> None:
     """Seeded cluster-bootstrap CIs for every metric of every row, and paired tests on the main metric
     (bootstrap CI of the difference, cluster sign-flip p-value): every pair of rows (`comparisons`) and
     each row against the next-ranked one (`vs_next`, which the Markdown and HTML mark)."""
@@ -94,7 +89,7 @@ def add_statistics(board: dict[str, Any], score_rows: Sequence[dict[str, Any]], 
         board["statistics"]["p_floor"] = p_floor_note(n_clusters, alpha)
 
 
-def rank_and_warn(board: dict[str, Any]) -> None:
+def rank_and_warn(board: Board) -> None:
     """Ranks only what was measured: rows whose main metric is defined somewhere get 1, 2, ...; the rest get
     none. Warns (log and `warnings`) when fewer than half of the scored summaries have a defined main metric."""
     main, rows = board["main_metric"], board["rows"]
@@ -131,13 +126,13 @@ def p_floor_note(n_clusters: int, alpha: float) -> str:
             "however large; add clusters")
 
 
-def shard_layout_of(board: dict[str, Any]) -> dict[str, Any]:
+def shard_layout_of(board: Board) -> dict[str, Any]:
     """A run's place in its shard layout; unsharded runs and combined shard sets cover the whole dataset."""
     layout = board["signature"].get("shards")
     return {"index": 0, "count": 1} if not layout or layout.get("combined") else layout
 
 
-def combine_shards(boards: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]]):
+def combine_shards(boards: Sequence[tuple[str, Board, list[ScoreRow]]]):
     """Shard runs (shards=N) of one configuration become one run over the whole dataset; unsharded runs
     pass through. Refuses an incomplete set (naming the missing shards), a shard given twice, and a
     configuration run with different layouts. Returns (label, board, score rows, run dirs) per run."""
@@ -173,7 +168,7 @@ def combine_shards(boards: Sequence[tuple[str, dict[str, Any], list[dict[str, An
     return out
 
 
-def _combined(shards: list[tuple[str, dict[str, Any], list[dict]]], count: int) -> dict[str, Any]:
+def _combined(shards: list[tuple[str, Board, list[ScoreRow]]], count: int) -> Board:
     """One board from a complete, ordered set of shard boards: rows recomputed from all score rows."""
     first = shards[0][1]
     scores = [r for _, _, rows in shards for r in rows]
@@ -201,7 +196,7 @@ def _combined(shards: list[tuple[str, dict[str, Any], list[dict]]], count: int) 
             "skipped": [s for _, b, _ in shards for s in b.get("skipped", [])]}
 
 
-def merge(boards: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]]) -> tuple[dict[str, Any], list[dict]]:
+def merge(boards: Sequence[tuple[str, Board, list[ScoreRow]]]) -> tuple[Board, list[ScoreRow]]:
     """Merge runs given as (label, board, score rows). Shards of one configuration are first combined
     into one run (`combine_shards`); then different summarizers over one dataset are merged. Refuses
     differing data, scorer or bootstrap settings; a summarizer in several runs is taken from the newest
@@ -247,33 +242,25 @@ def _as_list(x: Any) -> list[str]:
     return [x] if isinstance(x, str) else list(x)
 
 
-def _fmt(value: Any, metric: str) -> str:
-    if value is None:
-        return "n/a"
-    if metric == "length_words":
-        return f"{value:.1f}"
-    return f"{value:.4f}" if metric != "compression" else f"{value:.3f}"
-
-
-def shown_metrics(board: dict[str, Any]) -> list[str]:
+def shown_metrics(board: Board) -> list[str]:
     """The metrics a table shows: the human_* validity columns only when some row has a value for them
     (they need human summaries, which most data lacks); every other metric always."""
-    return [m for m in board["metrics"] if not m.startswith("human_")
+    return [m for m in board["metrics"] if not spec(m).needs_human_summary
             or any(r["means"].get(m) is not None for r in board["rows"])]
 
 
-def to_markdown(board: dict[str, Any]) -> str:
+def to_markdown(board: Board) -> str:
     metrics = shown_metrics(board)
     main = board["main_metric"]
     conf = int(round(100 * board.get("statistics", {}).get("confidence", 0.95)))
-    head = ["#", "summarizer", f"{DISPLAY.get(main, main)} [{conf}% CI]", "> next",
-            *[DISPLAY.get(m, m) for m in metrics if m != main], "scored", "failed"]
+    head = ["#", "summarizer", f"{spec(main).display} [{conf}% CI]", "> next",
+            *[spec(m).display for m in metrics if m != main], "scored", "failed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---:"] + [":---"] + ["---:"] * (len(head) - 2)) + "|"]
     for r in board["rows"]:
         ci = (r.get("ci") or {}).get(main)
-        main_cell = _fmt(r["means"][main], main) + (f" [{ci['low']:.3f}, {ci['high']:.3f}]" if ci else "")
+        main_cell = format_value(main, r["means"][main]) + (f" {format_interval(ci['low'], ci['high'])}" if ci else "")
         cells = [_rank(r), r["summarizer"], main_cell, _significance(r.get("vs_next")),
-                 *[_fmt(r["means"][m], m) for m in metrics if m != main],
+                 *[format_value(m, r["means"][m]) for m in metrics if m != main],
                  f"{r['n_scored']}/{r['n_articles']}", str(r["n_failed"])]
         lines.append("| " + " | ".join(cells) + " |")
     sig = board["signature"]
@@ -301,78 +288,14 @@ def to_markdown(board: dict[str, Any]) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _rank(row: dict[str, Any]) -> str:
+def _rank(row: Row) -> str:
     """The row's rank; '-' for a row whose main metric was never measured (older boards: no rank key)."""
     return "-" if row.get("rank", 0) is None else str(row.get("rank", ""))
 
 
-def _significance(vs_next: dict[str, Any] | None) -> str:
+def _significance(vs_next: Comparison | None) -> str:
     if not vs_next:
         return ""
     if vs_next["p_value"] is None:
         return "n/a"
-    return f"{'✓' if vs_next['significant'] else '·'} p={vs_next['p_value']:.3f}"
-
-
-def write_board(board: dict[str, Any], out_dir: Path) -> str:
-    (out_dir / "leaderboard.json").write_text(json.dumps(board, indent=2, ensure_ascii=False) + "\n")
-    md = to_markdown(board)
-    (out_dir / "leaderboard.md").write_text(md)
-    return md
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """A run file, parsed strictly (bench.stages.data.read_jsonl), with a clear error when it is missing."""
-    from bench.stages.data import read_jsonl as read_strict
-
-    if not path.is_file():
-        raise BenchError(f"{path} is missing (is {path.parent} a finished bench run directory?)")
-    return read_strict(path)
-
-
-def load_run(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """A run (or merge) directory: its leaderboard and its per-article scores."""
-    return load_board(run_dir), read_jsonl(Path(run_dir) / "scores.jsonl")
-
-
-def write_merged(board: dict[str, Any], score_rows: list[dict], sources: Sequence[Path], out_dir: Path) -> str:
-    """A merge directory holds the same files as a run, so it can be merged, compared and reported again."""
-    import shutil
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    chosen = {(r["summarizer"], d) for r in board["rows"] for d in r.get("run_dirs", [r["run"]])}
-    with open(out_dir / "scores.jsonl", "w") as fh:
-        for r in score_rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    with open(out_dir / "summaries.jsonl", "w") as fh:
-        for src in sources:
-            for r in read_jsonl(Path(src) / "summaries.jsonl"):
-                if (r["summarizer"], str(src)) in chosen:
-                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    # the data-side files are equal across runs of one dataset; shards hold one part each
-    whole = board["rows"][0].get("run_dirs", [str(sources[0])]) if board["rows"] else [str(sources[0])]
-    for name in RUN_FILES:
-        parts = [Path(d) / name for d in whole]
-        if all(p.is_file() for p in parts) and all(p.resolve() != (out_dir / name).resolve() for p in parts):
-            with open(out_dir / name, "wb") as out:
-                for p in parts:
-                    with open(p, "rb") as part:
-                        shutil.copyfileobj(part, out)
-    md = write_board(board, out_dir)
-    from bench.reporting.html import write_html
-
-    write_html(out_dir)
-    return md
-
-
-def load_board(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "leaderboard.json"
-    if not path.is_file():
-        raise BenchError(f"{run_dir} has no leaderboard.json (is it a finished bench run directory?)")
-    try:
-        board = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise BenchError(f"{path}: not valid JSON ({e.msg})") from None
-    if str(board.get("schema_version", "")) != SCHEMA_VERSION:
-        raise BenchError(f"{path}: schema_version {board.get('schema_version')!r} is not {SCHEMA_VERSION}")
-    return board
+    return f"{'✓' if vs_next['significant'] else '·'} p={format_number(vs_next['p_value'], 3)}"

@@ -22,9 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from bench.stages.facts import FactExtractor
-from bench.matchers.neural import COMBINED_FEATURES, CombinedMatcher
 from bench.matchers.base import Matcher
+from bench.matchers.neural import COMBINED_FEATURES, CombinedMatcher
+from bench.metrics import format_number
+from bench.stages.facts import FactExtractor
 from bench.types import BenchError
 
 _TAGS = re.compile(r"</?t>")
@@ -142,7 +143,9 @@ def doc_folds(n_docs: int, folds: int) -> list[np.ndarray]:
 
 
 # --- the evaluation -------------------------------------------------------------------------------------
-def _pairs(data: RealSumm, units: list[list[str]]) -> tuple[list[tuple[str, str]], list[tuple[int, str, int]]]:
+def unit_pairs(data: RealSumm, units: list[list[str]]) -> tuple[list[tuple[str, str]], list[tuple[int, str, int]]]:
+    """Every (summary, unit) pair to judge, in document, system, unit order, with its (document, system,
+    unit) key."""
     pairs, keys = [], []
     for i in range(len(data.ids)):
         for s in data.systems:
@@ -208,7 +211,7 @@ def meta_evaluate(root: Path, matcher: Matcher, extractor: FactExtractor | None,
     refit = isinstance(matcher, CombinedMatcher) and params == "refit"
     data = load_realsumm(root)
     n = len(data.ids)
-    human_pairs, human_keys = _pairs(data, data.units)
+    human_pairs, human_keys = unit_pairs(data, data.units)
     y = np.array([data.labels[s][i][j] for i, s, j in human_keys])
     human_pyramid = _pyramid(human_keys, y, n, data.systems)
     out: dict[str, Any] = {
@@ -233,7 +236,7 @@ def meta_evaluate(root: Path, matcher: Matcher, extractor: FactExtractor | None,
         t0 = time.perf_counter()
         parsed = extractor.extract([(f"reference{i}", ref) for i, ref in enumerate(data.references)])
         auto_units = [[f.text for f in p.facts] for p in parsed]
-        pairs, keys = _pairs(data, auto_units)
+        pairs, keys = unit_pairs(data, auto_units)
         _, auto_decisions, _ = _scores(matcher, pairs, keys, n, folds, None, fold_params, params)
         out["settings"]["auto"] = {
             "auto_units": int(sum(map(len, auto_units))),
@@ -244,13 +247,9 @@ def meta_evaluate(root: Path, matcher: Matcher, extractor: FactExtractor | None,
     return out
 
 
-TARGETS = {"human": {"unit_accuracy": 0.85, "system_kendall": 0.85, "system_pearson": 0.95, "summary_kendall": 0.50},
-           "auto": {"system_kendall": 0.80, "system_pearson": 0.92, "summary_kendall": 0.45}}
-
-
 def to_markdown(result: dict[str, Any]) -> str:
-    def f(x):
-        return "n/a" if x is None else f"{x:.3f}"
+    def f(x: float | None) -> str:
+        return format_number(x, 3)
 
     lines = [f"## bench meta-eval: matcher `{result['matcher']['name']}` on {result['data']['path']}", "",
              f"{result['data']['documents']} documents × {result['data']['systems']} systems, "
@@ -265,7 +264,7 @@ def to_markdown(result: dict[str, Any]) -> str:
     for name, r in result["baselines"].items():
         lines.append(f"| {name} (baseline) | | | | {f(r['summary_kendall'])} | {f(r['summary_pearson'])} | "
                      f"{f(r['system_kendall'])} | {f(r['system_pearson'])} | {f(r['system_spearman'])} |")
-    lines += ["", "Targets (issue 4): human units: unit accuracy ≥ 0.85, system Kendall ≥ 0.85, system Pearson ≥ 0.95, "
+    lines += ["", "Targets for a matcher to trust: human units: unit accuracy ≥ 0.85, system Kendall ≥ 0.85, system Pearson ≥ 0.95, "
               "summary Kendall ≥ 0.50; automatic units: system Kendall ≥ 0.80, Pearson ≥ 0.92, summary Kendall ≥ 0.45.",
               f"Runtime: {result['runtime_seconds']} s."]
     return "\n".join(lines) + "\n"

@@ -21,7 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.stages.score import MAIN_METRIC, METRICS
+from bench.metrics import MAIN_METRIC, METRICS, format_number
+from bench.reporting.leaderboard import merge
+from bench.reporting.records import ScoreRow, load_run
 from bench.reporting.stats import as_values
 from bench.types import BenchError
 
@@ -137,10 +139,8 @@ def validity(score_rows: Sequence[Mapping[str, Any]], systems: Sequence[str], me
     }
 
 
-def load(run_dirs: Sequence[Path]) -> tuple[list[str], list[dict[str, Any]]]:
+def load(run_dirs: Sequence[Path]) -> tuple[list[str], list[ScoreRow]]:
     """Summarizers (leaderboard order) and score rows of one run, or of several merged as `bench leaderboard` does."""
-    from bench.reporting.leaderboard import load_run, merge
-
     if len(run_dirs) == 1:
         board, scores = load_run(run_dirs[0])
     else:
@@ -149,8 +149,8 @@ def load(run_dirs: Sequence[Path]) -> tuple[list[str], list[dict[str, Any]]]:
 
 
 def to_markdown(result: dict[str, Any]) -> str:
-    def f(x: Any) -> str:
-        return "n/a" if x is None else f"{x:.4f}"
+    def f(x: float | None) -> str:
+        return format_number(x, 4)
 
     m, a = result["metric"], result["against"]
     pc = result["per_cluster"]

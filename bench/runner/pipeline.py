@@ -23,8 +23,12 @@ from bench.stages.consensus import ClusterConsensus, ConsensusBuilder, Reference
 from bench.stages.data import Dataset
 from bench.stages.facts import FactExtractor, ParsedText
 from bench.matchers.base import Matcher
-from bench.reporting.leaderboard import DEFAULT_STATS, SCHEMA_VERSION, add_statistics, leaderboard_rows, write_board
-from bench.stages.score import MAIN_METRIC, METRICS, ScoredInput, Scorer
+from bench.metrics import MAIN_METRIC, METRICS
+from bench.reporting.html import write_html
+from bench.reporting.leaderboard import DEFAULT_STATS, add_statistics, leaderboard_rows, to_markdown
+from bench.reporting.records import RecordWriter as _Outputs
+from bench.reporting.records import SCHEMA_VERSION, write_board, write_config
+from bench.stages.score import ScoredInput, Scorer
 from bench.runner.signature import data_hash, environment, stable_hash
 from bench.stages.summarize import ReferenceAwareSummarizer, Summarizer
 from bench.types import BenchError, Document, Skip, Summary
@@ -105,36 +109,6 @@ def cache_path(cfg: DictConfig, layout: dict[str, int]) -> Path | None:
     if layout["count"] == 1:
         return path
     return path.with_name(f"{path.stem}.shard{layout['index']}of{layout['count']}{path.suffix}")
-
-
-class _Outputs:
-    """The run's JSONL files, open for the whole run and appended to chunk by chunk."""
-
-    NAMES = ("articles", "consensus", "sources", "summaries", "scores", "skipped")
-
-    def __init__(self, out_dir: Path):
-        self.files = {n: open(out_dir / f"{n}.jsonl", "w") for n in self.NAMES}
-        self.recorded: dict[str, list[str]] | None = None  # a chunk's lines per file, for replay
-
-    def write(self, name: str, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        self.files[name].write(line)
-        if self.recorded is not None:
-            if name == "summaries":  # as a warm run writes it: read from the cache
-                line = json.dumps({**record, "meta": {**record["meta"], "cached": True}}, ensure_ascii=False) + "\n"
-            self.recorded.setdefault(name, []).append(line)
-
-    def replay(self, recorded: dict[str, list[str]]) -> None:
-        for name, lines in recorded.items():
-            self.files[name].write("".join(lines))
-
-    def flush(self) -> None:
-        for fh in self.files.values():
-            fh.flush()
-
-    def close(self) -> None:
-        for fh in self.files.values():
-            fh.close()
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -251,11 +225,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     for r in board["rows"]:
         r["throughput"] = throughput[r["summarizer"]]
     add_statistics(board, score_rows, stats)
-    (out_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
-    write_board(board, out_dir)
+    write_config(out_dir, OmegaConf.to_yaml(OmegaConf.create(resolved)))
+    write_board(board, out_dir, to_markdown(board))
     if cfg.get("html", True):
-        from bench.reporting.html import write_html
-
         write_html(out_dir)
     return board
 

@@ -12,14 +12,10 @@ from typing import Any
 
 from bench.stages.consensus import ClusterConsensus, ReferenceUnit
 from bench.matchers.base import Matcher
+from bench.metrics import METRICS
 from bench.types import Document, Fact, Summary
 
-MAIN_METRIC = "consensus_recall"
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
-# validity columns: ROUGE F against the cluster's human multi-document summary, None where it has none
-HUMAN_METRICS = tuple(f"human_{t}" for t in ROUGE_TYPES)
-METRICS = ("consensus_recall", "consensus_precision", "unsupported_rate", "rouge1", "rouge2", "rougeLsum",
-           "length_words", "compression", *HUMAN_METRICS)
+ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")  # rouge-score's names; human_* are these against the human summary
 
 
 class _MemoStemmer:
