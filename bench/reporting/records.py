@@ -96,7 +96,7 @@ class Row(TypedDict):
     n_failed: int
     means: dict[str, float | None]       # {metric: exact mean over articles where defined}
     n_defined: dict[str, int]            # {metric: articles the mean is over}
-    ci: dict[str, ConfidenceInterval | None]       # {metric: confidence interval}
+    ci: dict[str, ConfidenceInterval | None]  # {metric: confidence interval}
     vs_next: Comparison | None           # against the next row; None for the last
     rank: NotRequired[int | None]        # None: main metric never measured, not ranked
     throughput: NotRequired[Throughput | None]
