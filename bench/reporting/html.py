@@ -12,7 +12,10 @@ import html
 from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
+
+from markupsafe import Markup as _Markup
 
 from bench.metrics import format_interval, format_number, format_value, spec
 from bench.reporting.leaderboard import shown_metrics
@@ -42,9 +45,7 @@ class _Script:
     """The report's only script and its CSP hash."""
 
     def __init__(self, code: str):
-        from markupsafe import Markup
-
-        self.code = Markup(code)  # fixed code of ours, never data: printed as it is
+        self.code = _Markup(code)  # fixed code of ours, never data: printed as it is
         self.sha256 = base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()
 
 
@@ -62,62 +63,62 @@ def _environment():
 
 
 def _printed(value: Any) -> Any:
-    """What `{{ value }}` prints: nothing for None; text escaped as `html.escape` does (quotes included);
-    markup (the template's own) as it is."""
-    from markupsafe import Markup
-
+    """What `{{ value }}` prints: nothing for None; text escaped as `html.escape` does (quotes as &quot; and
+    &#x27;); anything else (numbers, the template's own markup) goes on to autoescaping."""
     if value is None:
         return ""
-    if isinstance(value, Markup):
-        return value
-    return Markup(html.escape(str(value), quote=True))
+    if type(value) is str:
+        return _Markup(html.escape(value, quote=True))
+    return value
 
 
 # --- the page's data: everything the template prints, computed here ----------------------------------------
-def _page(board: Board, scores: list[dict], summaries: list[dict], articles: list[dict],
-          units: list[dict]) -> dict[str, Any]:
+class View(SimpleNamespace):
+    """Values for the template, read as attributes (Jinja's fast path; a missing one is an error)."""
+
+
+def _page(board: Board, scores: list[dict], summaries: list[dict], articles: list[dict], units: list[dict]) -> View:
     main, metrics = board["main_metric"], shown_metrics(board)
     others = [m for m in metrics if m != main]
     stats = board.get("statistics") or {}
     dataset = board.get("dataset") or {}
     conf = int(round(100 * stats.get("confidence", 0.95)))
     names = [r["summarizer"] for r in board["rows"]]
-    return {
-        "signature": board["signature"]["signature_string"], "created": board["created"],
-        "n_scored_articles": dataset.get("n_scored_articles"), "n_scored_clusters": dataset.get("n_scored_clusters"),
-        "stats": {k: stats.get(k) for k in ("method", "resamples", "seed", "paired_test", "alpha", "p_floor")},
-        "warnings": board.get("warnings", []),
-        "head": (["#", "summarizer", spec(main).display, f"{conf}% CI", "> next (p)"]
-                 + [spec(m).display for m in others] + ["scored", "failed"]),
-        "rows": [_row(r, i, main, others) for i, r in enumerate(board["rows"], start=1)],
-        "chart": _chart(board), "notes": board.get("notes", []),
-        "skipped": [{**s, "article_id": s.get("article_id")} for s in board.get("skipped", [])],
-        "summarizers": names, "clusters": _clusters(names, scores, summaries, articles, units),
-    }
+    return View(
+        signature=board["signature"]["signature_string"], created=board["created"],
+        n_scored_articles=dataset.get("n_scored_articles"), n_scored_clusters=dataset.get("n_scored_clusters"),
+        stats=View(**{k: stats.get(k) for k in ("method", "resamples", "seed", "paired_test", "alpha", "p_floor")}),
+        warnings=board.get("warnings", []),
+        head=(["#", "summarizer", spec(main).display, f"{conf}% CI", "> next (p)"]
+              + [spec(m).display for m in others] + ["scored", "failed"]),
+        rows=[_row(r, i, main, others) for i, r in enumerate(board["rows"], start=1)],
+        chart=_chart(board), notes=board.get("notes", []),
+        skipped=[View(**{"article_id": None, **s}) for s in board.get("skipped", [])],
+        summarizers=names, clusters=_clusters(names, scores, summaries, articles, units),
+    )
 
 
-def _row(r: Row, position: int, main: str, others: list[str]) -> dict[str, Any]:
+def _row(r: Row, position: int, main: str, others: list[str]) -> View:
     ci = (r.get("ci") or {}).get(main)
     nxt = r.get("vs_next")
     vs_next = None
     if nxt and nxt.get("p_value") is not None:
-        vs_next = {"p_value": nxt["p_value"], "significant": nxt["significant"], "worse": nxt["worse"],
-                   "difference": format_number(nxt["difference"], 4, signed=True),
-                   "interval": format_interval(nxt["low"], nxt["high"], signed=True),
-                   "p_text": format_number(nxt["p_value"], 3)}
-    return {
-        "rank": r.get("rank", position),  # None: never measured, not ranked (boards before ranks: the row order)
-        "summarizer": r["summarizer"],
-        "main_cells": [{"sort": r["means"][main], "text": format_value(main, r["means"][main])},
-                       {"sort": ci["low"] if ci else None,
-                        "text": format_interval(ci["low"], ci["high"]) if ci else "n/a"}],
-        "vs_next": vs_next,
-        "other_cells": [{"sort": r["means"][m], "text": format_value(m, r["means"][m])} for m in others],
-        "n_scored": r["n_scored"], "n_articles": r["n_articles"], "n_failed": r["n_failed"],
-    }
+        vs_next = View(p_value=nxt["p_value"], significant=nxt["significant"], worse=nxt["worse"],
+                       difference=format_number(nxt["difference"], 4, signed=True),
+                       interval=format_interval(nxt["low"], nxt["high"], signed=True),
+                       p_text=format_number(nxt["p_value"], 3))
+    return View(
+        rank=r.get("rank", position),  # None: never measured, not ranked (boards before ranks: the row order)
+        summarizer=r["summarizer"],
+        main_cells=[View(sort=r["means"][main], text=format_value(main, r["means"][main])),
+                    View(sort=ci["low"] if ci else None, text=format_interval(ci["low"], ci["high"]) if ci else "n/a")],
+        vs_next=vs_next,
+        other_cells=[View(sort=r["means"][m], text=format_value(m, r["means"][m])) for m in others],
+        n_scored=r["n_scored"], n_articles=r["n_articles"], n_failed=r["n_failed"],
+    )
 
 
-def _chart(board: Board) -> dict[str, Any]:
+def _chart(board: Board) -> View:
     """Horizontal bars of the main metric with CI whiskers (inline SVG): coordinates of every mark."""
     main = board["main_metric"]
     rows = [r for r in board["rows"] if r["means"][main] is not None]
@@ -132,20 +133,19 @@ def _chart(board: Board) -> dict[str, Any]:
         y = top + i * row_h
         mean = r["means"][main]
         ci = (r.get("ci") or {}).get(main)
-        bars.append({
-            "summarizer": r["summarizer"], "text_y": y + 16, "bar_y": y + 4, "width": f"{x(mean) - left:.1f}",
-            "mean_text": format_value(main, mean),
-            "ci": ({"low": f"{x(ci['low']):.1f}", "high": f"{x(ci['high']):.1f}", "y": y + row_h / 2 - 1}
-                   if ci else None),
-            "label_x": f"{x(ci['high'] if ci else mean) + 6:.1f}", "label": format_number(mean, 3),
-        })
-    return {"metric": main, "width": left + CHART_BAR_WIDTH + 60, "height": height, "left": left,
-            "grid_top": top - 4, "grid_bottom": height - 24, "tick_label_y": height - 8, "bar_height": row_h - 10,
-            "ticks": [{"x": x(t), "label": f"{t:g}"} for t in (0, 0.25, 0.5, 0.75, 1.0)], "bars": bars}
+        bars.append(View(
+            summarizer=r["summarizer"], text_y=y + 16, bar_y=y + 4, width=f"{x(mean) - left:.1f}",
+            mean_text=format_value(main, mean),
+            ci=View(low=f"{x(ci['low']):.1f}", high=f"{x(ci['high']):.1f}", y=y + row_h / 2 - 1) if ci else None,
+            label_x=f"{x(ci['high'] if ci else mean) + 6:.1f}", label=format_number(mean, 3),
+        ))
+    return View(metric=main, width=left + CHART_BAR_WIDTH + 60, height=height, left=left, grid_top=top - 4,
+                grid_bottom=height - 24, tick_label_y=height - 8, bar_height=row_h - 10,
+                ticks=[View(x=x(t), label=f"{t:g}") for t in (0, 0.25, 0.5, 0.75, 1.0)], bars=bars)
 
 
 def _clusters(names: list[str], score_rows: list[dict], summary_rows: list[dict], articles: list[dict],
-              units: list[dict]) -> list[dict[str, Any]]:
+              units: list[dict]) -> list[View]:
     """Per cluster, per article: the drill-down. The first article that was not dropped is shown open."""
     scores, summaries = defaultdict(dict), defaultdict(dict)
     for r in score_rows:
@@ -163,15 +163,15 @@ def _clusters(names: list[str], score_rows: list[dict], summary_rows: list[dict]
         drills = []
         for art in articles_by_cluster[cid]:
             drill = _article(art, units_by_cluster[cid], names, scores[cid], summaries[cid])
-            drill["open"] = not opened and not art.get("dropped")
-            opened |= drill["open"]
+            drill.open = not opened and not art.get("dropped")
+            opened |= drill.open
             drills.append(drill)
-        out.append({"cluster_id": cid, "n_units": len(units_by_cluster[cid]), "articles": drills})
+        out.append(View(cluster_id=cid, n_units=len(units_by_cluster[cid]), articles=drills))
     return out
 
 
 def _article(art: dict[str, Any], units: list[dict[str, Any]], names: list[str],
-             scores: dict[tuple[str, str], dict[str, Any]], summaries: dict[tuple[str, str], dict[str, Any]]):
+             scores: dict[tuple[str, str], dict[str, Any]], summaries: dict[tuple[str, str], dict[str, Any]]) -> View:
     aid = art["article_id"]
     reference = [(u, u["reference_for"][aid]) for u in units if aid in u.get("reference_for", {})]
     shown = []
@@ -180,21 +180,20 @@ def _article(art: dict[str, Any], units: list[dict[str, Any]], names: list[str],
         if sm is None:
             continue
         if sm.get("error"):
-            shown.append({"summarizer": name, "error": sm["error"]})
+            shown.append(View(summarizer=name, error=sm["error"]))
             continue
         spans = (sc or {}).get("unsupported_facts") or []
         metrics = (sc or {}).get("metrics") or {}
-        shown.append({"summarizer": name, "error": None, "n_unsupported": len(spans),
-                      "recall": format_value("consensus_recall", metrics.get("consensus_recall")),
-                      "pieces": _pieces(sm["text"], spans)})
-    return {
-        "article_id": aid, "source": art["source"], "title": art.get("title"), "dropped": art.get("dropped"),
-        "text": art["text"], "removed": art.get("removed") or [],
-        "units": [{"text": u["text"], "weight": ref["weight"], "outlets": ", ".join(u["outlets"]),
-                   "coverage": [_coverage(u, ref, scores.get((name, aid))) for name in names]}
-                  for u, ref in reference],
-        "summaries": shown,
-    }
+        shown.append(View(summarizer=name, error=None, n_unsupported=len(spans),
+                          recall=format_value("consensus_recall", metrics.get("consensus_recall")),
+                          pieces=_pieces(sm["text"], spans)))
+    return View(
+        article_id=aid, source=art["source"], title=art.get("title"), dropped=art.get("dropped"), text=art["text"],
+        removed=[View(text=r["text"], reason=r["reason"]) for r in art.get("removed") or []],
+        units=[View(text=u["text"], weight=ref["weight"], outlets=", ".join(u["outlets"]),
+                    coverage=[_coverage(u, ref, scores.get((name, aid))) for name in names]) for u, ref in reference],
+        summaries=shown, open=False,
+    )
 
 
 def _coverage(unit: dict[str, Any], reference: dict[str, Any], score: dict[str, Any] | None) -> str:
@@ -205,7 +204,7 @@ def _coverage(unit: dict[str, Any], reference: dict[str, Any], score: dict[str, 
     return "covered" if unit["unit_id"] in (score.get("covered_units") or []) else "missed"
 
 
-def _pieces(text: str, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _pieces(text: str, spans: list[dict[str, Any]]) -> list[View]:
     """The summary text in pieces, each marked unsupported or not: the unsupported facts' spans, in order,
     overlaps trimmed, spans past the end of the text left out."""
     out, pos = [], 0
@@ -213,7 +212,7 @@ def _pieces(text: str, spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
         start, end = max(s["start"], pos), s["end"]
         if end <= start or end > len(text):
             continue
-        out += [{"text": text[pos:start], "unsupported": False}, {"text": text[start:end], "unsupported": True}]
+        out += [View(text=text[pos:start], unsupported=False), View(text=text[start:end], unsupported=True)]
         pos = end
-    out.append({"text": text[pos:], "unsupported": False})
+    out.append(View(text=text[pos:], unsupported=False))
     return out
