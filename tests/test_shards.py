@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from bench.cache import Cache
-from bench.runner.pipeline import run, shard_of, shard_layout, summary_key
+from bench.runner.caching import CachedSummarizer
+from bench.runner.pipeline import run, shard_of, shard_layout
 from bench.reporting.leaderboard import load_run, merge
 from bench.types import Article, BenchError, Document
 from tests.conftest import REPO, compose_cfg
@@ -137,12 +138,16 @@ def test_hits_and_misses_count_distinct_keys_once(tmp_path):
 
 
 def test_summary_key_holds_the_ids_a_seeded_summarizer_draws_from():
+    from bench.summarizers.extractive import RandomK
+
+    random3 = CachedSummarizer(RandomK(k=3, seed=0), {"_target_": "bench.summarizers.extractive.RandomK", "k": 3,
+                                                      "seed": 0}, Cache(None))
     article = Article("a1", "outlet", "", "The same text.")
     same_text = [Document(c, article, article.text, (), ()) for c in ("cluster-1", "cluster-2")]
-    keys = {summary_key({"k": 3, "seed": 0}, d, None) for d in same_text}
+    keys = {random3.summary_key(d, None) for d in same_text}
     assert len(keys) == 2
     other_article = Document("cluster-1", Article("a2", "outlet", "", "The same text."), "The same text.", (), ())
-    assert summary_key({"k": 3, "seed": 0}, other_article, None) not in keys
+    assert random3.summary_key(other_article, None) not in keys
 
 
 def test_chunked_runs_write_the_same_scores(unsharded, subsets, tmp_path):
