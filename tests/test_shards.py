@@ -246,3 +246,18 @@ def test_repeated_input_has_new_ids_and_the_same_texts(subsets, tmp_path):
 def test_bad_scaling_settings_are_refused(bad, tmp_path):
     with pytest.raises(BenchError, match=bad.split("=")[0]):
         run(compose_cfg("summarizer=[lead3]", "cache.enabled=false", "html=false", bad), tmp_path)
+
+
+def test_build_signature_gives_the_signature_a_run_writes(unsharded, shard_runs):
+    import yaml
+
+    from bench.reporting.leaderboard import DEFAULT_STATS
+    from bench.runner.signature import build_signature
+
+    for run_dir in (unsharded[0], shard_runs / "1"):
+        board = load_run(run_dir)[0]
+        resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+        layout = {k: board["signature"]["shards"][k] for k in ("index", "count")}
+        signature = build_signature(resolved, board["signature"]["data_hash"], layout,
+                                    {**DEFAULT_STATS, **resolved["stats"]}, board["signature"]["bench_version"])
+        assert signature == board["signature"]
