@@ -5,6 +5,7 @@ import hashlib
 import math
 import random
 from collections.abc import Sequence
+
 import numpy as np
 
 from bench.stages.summarize import Summarizer
