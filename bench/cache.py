@@ -7,8 +7,10 @@ Writes commit per batch, so a run killed with `kill -9` keeps everything it fini
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import pickle
+import sys
 import sqlite3
 import time
 from collections.abc import Iterable, Sequence
@@ -38,6 +40,33 @@ def code_hash() -> str:
     for p in sorted(root.rglob("*.py")):
         h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
     return h.hexdigest()[:16]
+
+
+def source_modules(part: object) -> set[str]:
+    """The bench modules that make a part's outputs: those defining its class, its bases and the classes of
+    the bench parts it holds (an oracle's matcher), and the bench modules those import names from."""
+    modules = {cls.__module__ for obj in (part, *vars(part).values()) for cls in type(obj).__mro__
+               if _is_bench(cls.__module__)}
+    for name in list(modules):
+        for value in vars(sys.modules[name]).values():
+            origin = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+            if isinstance(origin, str) and _is_bench(origin) and (inspect.ismodule(value) or callable(value)):
+                modules.add(origin)
+    return modules
+
+
+def source_hash(part: object) -> str:
+    """Hash of the source files of `source_modules(part)`. A summary is keyed by it, so it is reused until the
+    code that makes it changes; editing the report or the scorer does not regenerate model summaries."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted({Path(inspect.getsourcefile(sys.modules[m])).resolve() for m in source_modules(part)}):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _is_bench(module: str) -> bool:
+    return module == "bench" or module.startswith("bench.")
 
 
 class Cache:

@@ -8,7 +8,7 @@ from bench.cli import config_dir
 from bench.stages.data import Dataset
 from bench.stages.facts import FactExtractor
 from bench.matchers.base import Matcher
-from bench.runner.pipeline import build_parts
+from bench.runner.parts import build_parts
 from bench.stages.summarize import Summarizer
 from tests.conftest import compose_cfg
 

@@ -10,7 +10,10 @@ import time
 
 import pytest
 
+from hydra.utils import instantiate
+
 from bench.cache import Cache
+from bench.runner.caching import CachedSummarizer
 from bench.summarizers.llm import OpenAIChatSummarizer, TransformersSummarizer
 from tests import tiny_models
 from tests.conftest import REPO, read_jsonl, run_cli
@@ -60,14 +63,20 @@ def test_input_length_truncate_chunk_fail_recorded(tiny, docs):
     assert not f.ok and "context overflow" in f.error
 
 
+def identity(name: str, target: str = "bench.summarizers.llm.TransformersSummarizer", **settings):
+    """A summarizer's identity as a run computes it: from its config node (and its input files)."""
+    node = {"_target_": target, **settings}
+    return CachedSummarizer(instantiate(node, name=name), node, Cache(None)).identity
+
+
 def test_identity_covers_weights_prompt_and_generation(tiny):
-    base = TransformersSummarizer("a", model=tiny["llama"], generation=GEN).identity()
-    assert base == TransformersSummarizer("b", model=tiny["llama"], generation=GEN).identity()  # name is not identity
-    assert "model.safetensors" in base["weights"]["files"]
-    assert base != TransformersSummarizer("a", model=tiny["llama"], generation={**GEN, "max_new_tokens": 11}).identity()
-    assert base != TransformersSummarizer("a", model=tiny["llama"], generation=GEN, prompt="TL;DR {article}").identity()
-    hub = TransformersSummarizer("h", model="org/not-local", revision="abc123").identity()
-    assert hub["weights"] == {"hub_id": "org/not-local", "revision": "abc123"}
+    base = identity("a", model=tiny["llama"], generation=GEN)
+    assert base == identity("b", model=tiny["llama"], generation=GEN)  # name is not identity
+    assert "model.safetensors" in base["files"]
+    assert base != identity("a", model=tiny["llama"], generation={**GEN, "max_new_tokens": 11})
+    assert base != identity("a", model=tiny["llama"], generation=GEN, prompt="TL;DR {article}")
+    hub = identity("h", model="org/not-local", revision="abc123")
+    assert (hub["model"], hub["revision"], "files" in hub) == ("org/not-local", "abc123", False)
     sampled = TransformersSummarizer("s", model=tiny["llama"], generation={"do_sample": True})
     assert not sampled.cacheable
     assert TransformersSummarizer("s", model=tiny["llama"], generation={"do_sample": True}, seed=1).cacheable
@@ -95,7 +104,8 @@ def test_openai_backend_against_local_server(tiny, docs, monkeypatch):
                for o in out)
     assert sum(o.meta["attempts"] - 1 for o in out) == 2  # the two 429s were retried
     assert set(srv.auth_headers) == {"Bearer sk-test-secret"}
-    assert "sk-test-secret" not in json.dumps(s.identity())
+    assert "sk-test-secret" not in json.dumps(identity("api", "bench.summarizers.llm.OpenAIChatSummarizer", model="tiny",
+                                                       base_url=srv.base_url, api_key_env="BENCH_TEST_KEY"))
 
 
 def test_openai_backend_records_failures(docs):
@@ -181,18 +191,16 @@ def test_missing_model_package_fails_before_any_work(tmp_path):
 def test_summarizer_that_cannot_run_is_recorded_and_the_run_finishes(tmp_path):
     """Where only loading can tell (a hub id, a package removed after validation), the summarizer fails
     every article with the reason and the rest of the run is scored."""
-    from bench.runner.pipeline import _identity, _summarize, _Throughput
     from bench.types import Article, Document
 
-    s = TransformersSummarizer("gone", model="pypackage:not_a_pkg")
-    identity, error = _identity(s)
-    assert "not_a_pkg" in error
+    node = {"_target_": "bench.summarizers.llm.TransformersSummarizer", "model": "pypackage:not_a_pkg"}
+    s = CachedSummarizer(instantiate(node, name="gone"), node, Cache(None))
+    assert s.identity and "not_a_pkg" in s.cannot_run
     docs = [Document("c", Article(f"a{i}", "outlet", "", "Some text."), "Some text.", (), ()) for i in range(3)]
-    counts = _Throughput()
-    summaries, fatal = _summarize(s, identity, error, docs, [None] * 3, Cache(None), counts)
+    summaries = s.summarize(docs, [None] * 3)
     assert [sm.ok for sm in summaries] == [False] * 3 and all("not_a_pkg" in sm.error for sm in summaries)
-    assert "not_a_pkg" in fatal  # later chunks fail at once too
-    stats = counts.report()
+    assert "not_a_pkg" in s.cannot_run  # later chunks fail at once too
+    stats = s.throughput.report()
     assert stats["failed"] == 3 and stats["cached"] == 0
 
 

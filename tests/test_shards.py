@@ -4,12 +4,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from bench.cache import Cache
-from bench.runner.pipeline import run, shard_of, shard_layout, summary_key
+from bench.runner.caching import CachedSummarizer
+from bench.runner.pipeline import run, shard_of, shard_layout
 from bench.reporting.leaderboard import merge
 from bench.reporting.records import load_run
 from bench.types import Article, BenchError, Document
@@ -138,12 +138,16 @@ def test_hits_and_misses_count_distinct_keys_once(tmp_path):
 
 
 def test_summary_key_holds_the_ids_a_seeded_summarizer_draws_from():
+    from bench.summarizers.extractive import RandomK
+
+    random3 = CachedSummarizer(RandomK(k=3, seed=0), {"_target_": "bench.summarizers.extractive.RandomK", "k": 3,
+                                                      "seed": 0}, Cache(None))
     article = Article("a1", "outlet", "", "The same text.")
     same_text = [Document(c, article, article.text, (), ()) for c in ("cluster-1", "cluster-2")]
-    keys = {summary_key({"k": 3, "seed": 0}, d, None) for d in same_text}
+    keys = {random3.summary_key(d, None) for d in same_text}
     assert len(keys) == 2
     other_article = Document("cluster-1", Article("a2", "outlet", "", "The same text."), "The same text.", (), ())
-    assert summary_key({"k": 3, "seed": 0}, other_article, None) not in keys
+    assert random3.summary_key(other_article, None) not in keys
 
 
 def test_chunked_runs_write_the_same_scores(unsharded, subsets, tmp_path):
@@ -242,3 +246,18 @@ def test_repeated_input_has_new_ids_and_the_same_texts(subsets, tmp_path):
 def test_bad_scaling_settings_are_refused(bad, tmp_path):
     with pytest.raises(BenchError, match=bad.split("=")[0]):
         run(compose_cfg("summarizer=[lead3]", "cache.enabled=false", "html=false", bad), tmp_path)
+
+
+def test_build_signature_gives_the_signature_a_run_writes(unsharded, shard_runs):
+    import yaml
+
+    from bench.reporting.leaderboard import DEFAULT_STATS
+    from bench.runner.signature import build_signature
+
+    for run_dir in (unsharded[0], shard_runs / "1"):
+        board = load_run(run_dir)[0]
+        resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+        layout = {k: board["signature"]["shards"][k] for k in ("index", "count")}
+        signature = build_signature(resolved, board["signature"]["data_hash"], layout,
+                                    {**DEFAULT_STATS, **resolved["stats"]}, board["signature"]["bench_version"])
+        assert signature == board["signature"]

@@ -83,3 +83,51 @@ def test_undefined_metrics_stay_none_not_zero(demo_docs):
     empty = ScoredInput(Summary(doc.cluster_id, doc.id, "x", " "), doc, [], [])
     scores = Scorer(matcher).score(empty, consensus, docs)["metrics"]
     assert scores["consensus_precision"] is None and scores["unsupported_rate"] is None and scores["rouge1"] is None
+
+
+def test_the_oracle_reads_the_reference_and_says_so_without_it(demo_docs):
+    from bench.summarizers.oracle import Oracle
+    from bench.types import BenchError
+
+    docs_by_cluster, matcher = demo_docs
+    docs, consensus = docs_by_cluster["port-alder-bridge"]
+    oracle = Oracle(matcher)
+    assert oracle.needs_references
+    with pytest.raises(BenchError, match="reads the consensus reference"):
+        oracle.summarize(docs)
+    assert all(s.ok for s in oracle.summarize(docs, [consensus.reference(d.id) for d in docs]))
+
+
+def test_summary_keys_hold_every_setting_that_changes_a_summary(demo_docs):
+    """A summarizer's key holds its whole config node: the oracle's holds the run's matcher (an NLI matcher's
+    max_length changes its summaries), textrank's its tolerance; the reference only where it is read."""
+    from bench.cache import Cache
+    from bench.runner.parts import build_stages
+    from tests.conftest import compose_cfg
+
+    def summarizers(*overrides):
+        cfg = compose_cfg("summarizer=[lead3,textrank,oracle]", "matcher=nli", *overrides)
+        return {s.name: s for s in build_stages(cfg, Cache(None)).summarizers}
+
+    base, other = summarizers(), summarizers("matcher.max_length=256", "+summarizer.textrank.tolerance=0.001")
+    assert base["oracle"].identity != other["oracle"].identity
+    assert base["textrank"].identity != other["textrank"].identity
+    assert base["lead3"].identity == other["lead3"].identity
+    docs, consensus = demo_docs[0]["port-alder-bridge"]
+    reference = consensus.reference(docs[0].id)
+    assert base["lead3"].summary_key(docs[0], reference) == base["lead3"].summary_key(docs[0], [])
+    assert base["oracle"].summary_key(docs[0], reference) != base["oracle"].summary_key(docs[0], [])
+
+
+def test_a_summary_key_covers_the_summarizers_code_and_no_other():
+    """Summaries are keyed by the code that makes them: the summarizer's modules and what they import from
+    bench, not the reporting or scoring code (model summaries outlive edits there)."""
+    from bench.cache import source_hash, source_modules
+    from bench.matchers.lexical import LexicalMatcher
+    from bench.summarizers.extractive import LeadK
+    from bench.summarizers.oracle import Oracle
+
+    assert source_modules(LeadK()) == {"bench.summarizers.extractive", "bench.stages.summarize", "bench.text.words",
+                                       "bench.types"}
+    assert {"bench.matchers.lexical", "bench.matchers.base"} <= source_modules(Oracle(LexicalMatcher()))
+    assert source_hash(LeadK()) == source_hash(LeadK(k=5)) != source_hash(Oracle(LexicalMatcher()))

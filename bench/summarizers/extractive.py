@@ -5,7 +5,6 @@ import hashlib
 import math
 import random
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -21,10 +20,7 @@ class LeadK(Summarizer):
         super().__init__(name)
         self.k = k
 
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "k": self.k}
-
-    def summarize(self, docs: Sequence[Document]) -> list[Summary]:
+    def summarize(self, docs: Sequence[Document], references=None) -> list[Summary]:
         return [self._summary(d, range(min(self.k, len(d.sentences)))) for d in docs]
 
 
@@ -35,10 +31,7 @@ class RandomK(Summarizer):
         super().__init__(name)
         self.k, self.seed = k, seed
 
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "k": self.k, "seed": self.seed}
-
-    def summarize(self, docs: Sequence[Document]) -> list[Summary]:
+    def summarize(self, docs: Sequence[Document], references=None) -> list[Summary]:
         out = []
         for d in docs:
             digest = hashlib.sha256(f"{self.seed}\x00{d.cluster_id}\x00{d.id}".encode()).digest()
@@ -57,10 +50,7 @@ class TextRank(Summarizer):
         super().__init__(name)
         self.k, self.damping, self.iterations, self.tolerance = k, damping, iterations, tolerance
 
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "k": self.k, "damping": self.damping, "iterations": self.iterations}
-
-    def summarize(self, docs: Sequence[Document]) -> list[Summary]:
+    def summarize(self, docs: Sequence[Document], references=None) -> list[Summary]:
         out = []
         for d in docs:
             scores = self.rank([s.text for s in d.sentences])

@@ -1,7 +1,7 @@
 """Model-backed summarizers: transformers (causal LMs and seq2seq), vLLM, and OpenAI-compatible servers.
 
-Constructors only store settings; models load on first use. Every setting that changes the output is
-in `identity()`, which is the summary cache key (with the article's text hash)."""
+Constructors only store settings; models load on first use. A summary's cache key holds the summarizer's
+config node (less its `run_settings`), bench's code hash and the content of its `input_files()`."""
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench.cache import file_digest
 from bench.text.nlp import resolve_model_path
 from bench.stages.summarize import Summarizer
 from bench.types import BenchError, Document, Summary
@@ -38,9 +37,6 @@ class PromptedSummarizer(Summarizer):
         if "{article}" not in prompt:
             raise BenchError(f"summarizer '{name}': prompt must contain '{{article}}'")
         self.prompt, self.system_prompt, self.batch_size = prompt, system_prompt, batch_size
-
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "prompt": self.prompt, "system_prompt": self.system_prompt}
 
     def messages(self, article: str) -> list[dict[str, str]]:
         msgs = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
@@ -79,9 +75,6 @@ class _TokenizedBackend(PromptedSummarizer):
             raise BenchError(f"summarizer '{name}': overflow must be one of {self.OVERFLOW}, not {overflow!r}")
         self.max_input_tokens, self.overflow = max_input_tokens, overflow
 
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "max_input_tokens": self.max_input_tokens, "overflow": self.overflow}
-
     @abstractmethod
     def _count_tokens(self, text: str) -> int: ...
 
@@ -100,7 +93,7 @@ class _TokenizedBackend(PromptedSummarizer):
 
     MAX_REDUCE_LEVELS = 4
 
-    def summarize(self, docs: Sequence[Document]) -> list[Summary]:
+    def summarize(self, docs: Sequence[Document], references=None) -> list[Summary]:
         overhead = self._prompt_overhead()
         budget = self.max_input_tokens - overhead
         if budget <= 0:
@@ -213,20 +206,14 @@ class TransformersSummarizer(_TokenizedBackend):
     def cacheable(self) -> bool:
         return not self.generation.get("do_sample") or self.seed is not None
 
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "model": self.model_id, "revision": self.revision, "gguf_file": self.gguf_file,
-                "weights": self._weights_identity(), "architecture": self.architecture,
-                "input_prefix": self.input_prefix, "use_chat_template": self.use_chat_template,
-                "generation": self.generation, "seed": self.seed}
-
-    def _weights_identity(self) -> dict[str, Any]:
-        """Local files are identified by content; hub ids by id and revision (pin one to be exact)."""
+    def input_files(self) -> list[Path]:
+        """A local model's files (identified by content); none for a hub id, which the config identifies
+        by id and revision (pin one to be exact)."""
         path = Path(local_model_path(self.model_id))
         if not path.exists():
-            return {"hub_id": self.model_id, "revision": self.revision or "unpinned"}
-        files = [path / self.gguf_file] if self.gguf_file else sorted(
+            return []
+        return [path / self.gguf_file] if self.gguf_file else sorted(
             p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
-        return {"files": {p.name: file_digest(p, self.cache) for p in files}}
 
     # loading
     def load(self):
@@ -339,10 +326,6 @@ class VLLMSummarizer(_TokenizedBackend):
     def cacheable(self) -> bool:
         return self.temperature == 0 or self.seed is not None
 
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "model": self.model_id, "revision": self.revision or "unpinned",
-                "max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "seed": self.seed}
-
     def _engine(self):
         if self._llm is None:
             try:
@@ -381,6 +364,7 @@ class OpenAIChatSummarizer(PromptedSummarizer):
     Retry-After). Per summary, token usage and latency are recorded."""
 
     RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+    run_settings = ("api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s", "batch_size")
 
     def __init__(self, name: str, model: str, base_url: str = "http://127.0.0.1:8000/v1",
                  api_key_env: str | None = "OPENAI_API_KEY", max_tokens: int = 256, temperature: float = 0.0,
@@ -397,10 +381,6 @@ class OpenAIChatSummarizer(PromptedSummarizer):
     def cacheable(self) -> bool:
         return self.temperature == 0 or self.seed is not None
 
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "model": self.model_id, "base_url": self.base_url, "max_tokens": self.max_tokens,
-                "temperature": self.temperature, "seed": self.seed, "extra_body": self.extra_body}
-
     def _http(self):
         if self._client is None:
             import httpx
@@ -409,7 +389,7 @@ class OpenAIChatSummarizer(PromptedSummarizer):
                                         limits=httpx.Limits(max_connections=self.concurrency))
         return self._client
 
-    def summarize(self, docs: Sequence[Document]) -> list[Summary]:
+    def summarize(self, docs: Sequence[Document], references=None) -> list[Summary]:
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
             return list(pool.map(self._one, docs))
 

@@ -2,29 +2,27 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from bench.matchers.base import Matcher
 from bench.stages.consensus import ReferenceUnit
-from bench.stages.summarize import ReferenceAwareSummarizer
+from bench.stages.summarize import Summarizer
 from bench.types import Document, Summary
 
 
-class Oracle(ReferenceAwareSummarizer):
+class Oracle(Summarizer):
     """Greedy upper bound: repeatedly add the source sentence that most raises support-weighted consensus
     recall (as the scorer's matcher judges it), up to k sentences, stopping when nothing adds recall."""
+
+    needs_references = True
 
     def __init__(self, matcher: Matcher, name: str = "oracle", k: int = 3):
         super().__init__(name)
         self.matcher, self.k = matcher, k
 
-    def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "k": self.k, "matcher": self.matcher.identity()}
-
-    def summarize_with_reference(self, docs: Sequence[Document],
-                                 references: Sequence[list[ReferenceUnit]]) -> list[Summary]:
+    def summarize(self, docs: Sequence[Document],
+                  references: Sequence[list[ReferenceUnit]] | None = None) -> list[Summary]:
         out = []
-        for d, ref in zip(docs, references):
+        for d, ref in zip(docs, self._references(docs, references)):
             units = [r for r in ref if r.attainable]
             chosen: list[int] = []
             covered: set[int] = set()
