@@ -111,7 +111,7 @@ def _hydra_main() -> None:
 
     OmegaConf.register_new_resolver("bench_job_dir", job_dir_name, replace=True)
 
-    from bench.reporting.records import mark_status
+    from bench.reporting.records import mark_status, read_board_markdown
 
     @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
     def task(cfg: DictConfig) -> None:
@@ -139,7 +139,7 @@ def _hydra_main() -> None:
             log.exception("run failed")
             raise
         mark_status(out_dir, "finished")
-        _print((out_dir / "leaderboard.md").read_text())
+        _print(read_board_markdown(out_dir))
         _print(f"results: {out_dir}")
         if HydraConfig.get().mode.name == "RUN" and board["skipped"]:
             logging.getLogger("bench").info("%d item(s) skipped; see %s", len(board["skipped"]),
@@ -377,7 +377,7 @@ class MergeSweepLeaderboard(Callback):
     def on_multirun_end(self, config, **kwargs) -> None:
         from bench.reporting.html import write_html
         from bench.reporting.leaderboard import merge, to_markdown
-        from bench.reporting.records import describe_status, load_run, read_status, write_merged
+        from bench.reporting.records import describe_status, has_board, load_run, read_status, write_merged
 
         sweep = Path(config.hydra.sweep.dir)
 
@@ -386,7 +386,7 @@ class MergeSweepLeaderboard(Callback):
             status = read_status(p)
             if status is not None and status.get("state") != "finished":
                 unfinished.append(f"{p.name} ({describe_status(status)})")
-            elif (p / "leaderboard.json").is_file():
+            elif has_board(p):
                 jobs.append(p)
         if not jobs:
             _fail(f"no finished job under {sweep}; nothing to merge"

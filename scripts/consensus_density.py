@@ -17,22 +17,20 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+from bench.reporting.records import read_records
 
 
 def density(run: Path, summarizer: str | None = None) -> dict:
-    scores = _rows(run / "scores.jsonl")
+    scores = read_records(run, "scores")
     summarizer = summarizer or next(r["summarizer"] for r in scores if r["status"] == "ok")
     rows = [r for r in scores if r["summarizer"] == summarizer and r["status"] == "ok"]
-    group_of = {s["cluster_id"]: s["source_of"] for s in _rows(run / "sources.jsonl")}
+    group_of = {s["cluster_id"]: s["source_of"] for s in read_records(run, "sources")}
     scored = Counter()
     witnesses: dict[str, set[str]] = {}
     for r in rows:
         witnesses.setdefault(r["cluster_id"], set()).add(group_of[r["cluster_id"]][r["article_id"]])
     wide = [r for r in rows if len(witnesses[r["cluster_id"]]) >= 3]
-    units = _rows(run / "consensus.jsonl")
+    units = read_records(run, "consensus")
     support = Counter(u["support"] for u in units)
     defined = lambda rs: sum(1 for r in rs if r["metrics"]["consensus_recall"] is not None)  # noqa: E731
     scored.update(r["cluster_id"] for r in rows)

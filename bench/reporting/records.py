@@ -239,6 +239,15 @@ def has_records(run_dir: Path, name: str) -> bool:
     return (Path(run_dir) / f"{name}.jsonl").is_file()
 
 
+def has_board(run_dir: Path) -> bool:
+    return (Path(run_dir) / BOARD_FILE).is_file()
+
+
+def read_board_markdown(run_dir: Path) -> str:
+    """leaderboard.md as the run wrote it."""
+    return (Path(run_dir) / MARKDOWN_FILE).read_text()
+
+
 def load_board(run_dir: Path) -> Board:
     """leaderboard.json of a run or merge directory, checked against the JSON Schema: a board that does not
     match is one line naming the file and the first failing key."""

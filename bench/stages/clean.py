@@ -12,6 +12,11 @@ _WEEKDAY = r"(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day"
 _MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.?"
 _NAME = r"[A-Z][\w.'’-]+(?:\s+(?:[A-Z][\w.'’-]+|de|van|von|da|al-[\w-]+)){0,3}"
 
+def _any_of(*phrases: str) -> re.Pattern:
+    """A case-insensitive rule matching any of the phrases (regular expressions) as whole words."""
+    return re.compile(r"\b(?:" + "|".join(phrases) + r")\b", re.I)
+
+
 # (reason, pattern) applied to whole blocks (lines); first match wins.
 _BLOCK_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("byline", re.compile(rf"^(?:by|written by|words by)\s+{_NAME}(?:\s*(?:,|and|&)\s*{_NAME})*(?:\s*[,|].*)?$", re.I)),
@@ -21,10 +26,10 @@ _BLOCK_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("date or weather header", re.compile(rf"^(?:{_WEEKDAY},?\s+)?{_MONTH}\s+\d{{1,2}},?\s+\d{{4}}\s*$|^{_WEEKDAY},?\s+{_MONTH}\s+\d{{1,2}}", re.I)),
     ("date or weather header", re.compile(r"-?\d+(?:\.\d+)?\s*°?\s*[CF]\b(?!\w)|°", re.I)),
     ("date or weather header", re.compile(r"^(?:posted|published|updated|last updated)\b|\b\d+\s+min(?:ute)?s?\s+read\b", re.I)),
-    ("subscription prompt", re.compile(
-        r"\b(?:sign up|subscribe|subscriber|newsletter|inbox|log in|unlimited access|breaking news alerts|download our app|"
-        r"stay informed|stay in touch|follow us|follow our|latest news, offers|special announcements|listen live|"
-        r"get the app|support our journalism|become a member)\b", re.I)),
+    ("subscription prompt", _any_of(
+        "sign up", "subscribe", "subscriber", "newsletter", "inbox", "log in", "unlimited access", "breaking news alerts",
+        "download our app", "stay informed", "stay in touch", "follow us", "follow our", "latest news, offers",
+        "special announcements", "listen live", "get the app", "support our journalism", "become a member")),
     ("related links", re.compile(r"^(?:related(?: articles| stories| coverage)?|read more|also read|see also|more from|"
                                  r"most popular|most read|latest posts|trending|recommended|don't miss|you may also like)\b", re.I)),
     ("page furniture", re.compile(r"^(?:advertisement|share this article|share|back to top(?: button)?|comments?|"
@@ -36,10 +41,10 @@ _BLOCK_RULES: list[tuple[str, re.Pattern[str]]] = [
     ("script or player notice", re.compile(
         r"\b(?:enable|turn on) javascript\b|\bjavascript (?:is )?(?:required|disabled)\b|requires javascript|"
         r"media playback is unsupported|your browser does not support|function\s*\(\s*\)\s*\{|</?div\b", re.I)),
-    ("cookie or paywall notice", re.compile(
-        r"\b(?:uses? cookies|cookie policy|accept (?:all )?cookies|privacy policy|terms of (?:use|service)|"
-        r"to continue reading|free articles? (?:left|remaining)|you have reached your (?:free )?(?:article )?limit|"
-        r"already a subscriber|subscribers? only|create a free account|ad ?blocker)\b", re.I)),
+    ("cookie or paywall notice", _any_of(
+        "uses? cookies", "cookie policy", "accept (?:all )?cookies", "privacy policy", "terms of (?:use|service)",
+        "to continue reading", "free articles? (?:left|remaining)", "you have reached your (?:free )?(?:article )?limit",
+        "already a subscriber", "subscribers? only", "create a free account", "ad ?blocker")),
     ("photo caption", re.compile(r"^hide caption\b|\bcaption \d+ of \d+\b|^media caption\b|^photos?:|"
                                  r"\.\.\. \((?:associated press|ap|reuters|afp)\)$", re.I)),
     ("social media embed", re.compile(r"tweet with a location|location information to your tweets|tweet location history|"

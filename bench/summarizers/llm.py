@@ -38,6 +38,19 @@ class PromptedSummarizer(Summarizer):
             raise BenchError(f"summarizer '{name}': prompt must contain '{{article}}'")
         self.prompt, self.system_prompt, self.batch_size = prompt, system_prompt, batch_size
 
+    seed: int | None = None
+    temperature: float = 0.0
+
+    @property
+    def samples(self) -> bool:
+        """Whether decoding samples: a temperature above 0 (the transformers backend: `do_sample`)."""
+        return self.temperature != 0
+
+    @property
+    def cacheable(self) -> bool:
+        """Greedy outputs, and sampled ones with a seed, are reproducible; unseeded samples are not cached."""
+        return not self.samples or self.seed is not None
+
     def messages(self, article: str) -> list[dict[str, str]]:
         msgs = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return msgs + [{"role": "user", "content": self.prompt.format(article=article)}]
@@ -203,8 +216,8 @@ class TransformersSummarizer(_TokenizedBackend):
         self._lock = threading.Lock()
 
     @property
-    def cacheable(self) -> bool:
-        return not self.generation.get("do_sample") or self.seed is not None
+    def samples(self) -> bool:
+        return bool(self.generation.get("do_sample"))
 
     def input_files(self) -> list[Path]:
         """A local model's files (identified by content); none for a hub id, which the config identifies
@@ -322,10 +335,6 @@ class VLLMSummarizer(_TokenizedBackend):
         self.temperature, self.seed, self.engine = temperature, seed, dict(engine or {})
         self._llm = None
 
-    @property
-    def cacheable(self) -> bool:
-        return self.temperature == 0 or self.seed is not None
-
     def _engine(self):
         if self._llm is None:
             try:
@@ -376,10 +385,6 @@ class OpenAIChatSummarizer(PromptedSummarizer):
         self.extra_body = dict(extra_body or {})
         self.concurrency, self.timeout_s, self.max_retries, self.backoff_s = concurrency, timeout_s, max_retries, backoff_s
         self._client = None
-
-    @property
-    def cacheable(self) -> bool:
-        return self.temperature == 0 or self.seed is not None
 
     def _http(self):
         if self._client is None:
