@@ -149,7 +149,7 @@ def _hydra_main() -> None:
 
 
 def leaderboard_command(argv: list[str]) -> None:
-    from bench.reporting.html import write_html
+    from bench.reporting.html import DRILL_DOWN_CLUSTERS, write_html
     from bench.reporting.leaderboard import merge, to_markdown
     from bench.reporting.records import load_run, write_merged
 
@@ -163,7 +163,7 @@ def leaderboard_command(argv: list[str]) -> None:
         board, scores = merge([(str(r), *load_run(r)) for r in args.runs])
         if args.out:
             write_merged(board, scores, args.runs, args.out, to_markdown(board))
-            write_html(args.out)
+            write_html(args.out, max_clusters=DRILL_DOWN_CLUSTERS)
     except BenchError as e:
         _fail(e)
     except OSError as e:  # e.g. --out on a full or read-only disk
@@ -201,17 +201,28 @@ def compare_command(argv: list[str]) -> None:
     raise SystemExit(1 if result["regressed"] else 0)
 
 
+def _cluster_count(text: str) -> int | None:
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a positive whole number or 'all', not {text!r}")
+    return int(text)
+
+
 def report_command(argv: list[str]) -> None:
-    from bench.reporting.html import write_html
+    from bench.reporting.html import DRILL_DOWN_CLUSTERS, write_html
 
     parser = argparse.ArgumentParser(prog="bench report", description="Write the self-contained HTML report of a "
                                      "run or merge directory.")
     parser.add_argument("run", type=Path)
     parser.add_argument("--out", type=Path, default=None, help="default: RUN/report.html")
+    parser.add_argument("--clusters", type=_cluster_count, default=DRILL_DOWN_CLUSTERS,
+                        metavar="N|all", help="clusters with a per-article drill-down, the first N by id "
+                        f"(default {DRILL_DOWN_CLUSTERS}; all: every one)")
     args = parser.parse_args(argv)
     try:
         _require_finished([args.run])
-        path = write_html(args.run, args.out)
+        path = write_html(args.run, args.out, max_clusters=args.clusters)
     except BenchError as e:
         _fail(e)
     except OSError as e:  # e.g. --out on a full or read-only disk
@@ -375,7 +386,7 @@ class MergeSweepLeaderboard(Callback):
     """Hydra callback: after a multirun, merge the jobs' leaderboards into the sweep directory."""
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from bench.reporting.html import write_html
+        from bench.reporting.html import DRILL_DOWN_CLUSTERS, write_html
         from bench.reporting.leaderboard import merge, to_markdown
         from bench.reporting.records import describe_status, has_board, load_run, read_status, write_merged
 
@@ -395,7 +406,7 @@ class MergeSweepLeaderboard(Callback):
             board, scores = merge([(str(p), *load_run(p)) for p in jobs])
             md = to_markdown(board)
             write_merged(board, scores, jobs, sweep, md)
-            write_html(sweep)
+            write_html(sweep, max_clusters=config.get("html_clusters", DRILL_DOWN_CLUSTERS))
         except BenchError as e:  # e.g. an incomplete set of shards: the sweep fails, its job folders stay
             _fail(f"could not merge the sweep: {e}")
         print("\n=== combined leaderboard of the sweep ===\n" + md + f"results: {sweep}")

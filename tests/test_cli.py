@@ -126,3 +126,8 @@ def test_a_sweep_job_with_a_bad_value_fails_alone(tmp_path):
     assert "1 job(s) of the sweep did not finish" in errors[1]
     (sweep,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     assert (sweep / "leaderboard.json").is_file()
+
+
+def test_html_clusters_must_be_a_count_or_null(tmp_path):
+    proc = run_cli("html_clusters=0", "summarizer=[lead3]", f"results_dir={tmp_path}")
+    assert proc.returncode == 2 and "config html_clusters=0:" in proc.stderr and "Traceback" not in proc.stderr

@@ -8,6 +8,7 @@ import subprocess
 import jsonschema
 import pytest
 
+from bench.reporting.records import read_records
 from bench.types import BenchError
 from scripts.perf import demo_subset_clusters
 from tests.conftest import REPO, run_cli, run_dir
@@ -161,6 +162,38 @@ def test_the_first_kept_article_is_open_and_only_it(demo_run):
     assert sum(d.split(">", 1)[0].endswith(" open") for d in drills) == 1
     first_kept = next(d for d in drills if 'class="fail">dropped:' not in d.split("</summary>", 1)[0])
     assert first_kept.split(">", 1)[0].endswith(" open")
+
+
+def test_the_drill_down_shows_the_first_clusters_and_says_so(demo_run, tmp_path):
+    """`html_clusters` / `bench report --clusters N`: per-article detail for the first N clusters by id; the
+    page says how many it shows; the leaderboard is whole."""
+    from bench.reporting.html import render
+
+    out, board = demo_run
+    ids = sorted({r["cluster_id"] for r in read_records(out, "articles")})
+    assert len(ids) == 2
+    page = render(out, max_clusters=1)
+    assert page.count('<section class="cluster">') == 1 and f"<h3>{ids[0]} " in page and f"<h3>{ids[1]} " not in page
+    assert "Per-article detail for the first 1 of 2 clusters" in page
+    whole = render(out)
+    assert whole.count('<section class="cluster">') == 2 and "Per-article detail for the first" not in whole
+    proc = run_cli("report", str(out), "--clusters", "1", "--out", str(tmp_path / "one.html"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "one.html").read_text().count('<section class="cluster">') == 1
+    proc = run_cli("report", str(out), "--clusters", "0")
+    assert proc.returncode == 2 and "a positive whole number or 'all'" in proc.stderr
+
+
+def test_records_of_some_clusters_are_read_without_parsing_the_others(tmp_path):
+    rows = [{"cluster_id": 'a"b\\c', "x": 1}, {"cluster_id": "é/ü", "x": 2}, {"summarizer": "s", "cluster_id": "z"},
+            {"cluster_id": "a", "x": 4}]
+    (tmp_path / "scores.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    (tmp_path / "summaries.jsonl").write_text('{"cluster_id": "a"}\n{"cluster_id": "b", not json\n')
+    assert read_records(tmp_path, "scores", {'a"b\\c', "é/ü"}) == rows[:2]
+    assert read_records(tmp_path, "scores", set()) == []
+    assert read_records(tmp_path, "summaries", {"a"}) == [{"cluster_id": "a"}]  # the bad line is another cluster's
+    with pytest.raises(BenchError, match="malformed JSON"):
+        read_records(tmp_path, "summaries")
 
 
 @pytest.fixture(scope="module")

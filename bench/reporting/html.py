@@ -25,19 +25,29 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 CHART_LABEL_WIDTH, CHART_BAR_WIDTH, CHART_ROW_HEIGHT, CHART_TOP = 140, 520, 26, 24
 
 
-def render(run_dir: Path) -> str:
+DRILL_DOWN_CLUSTERS = 50  # the default of `html_clusters` and `bench report --clusters`
+
+
+def render(run_dir: Path, max_clusters: int | None = None) -> str:
+    """The page. The per-article drill-down shows the first `max_clusters` clusters by id (None: all): a
+    report of thousands of clusters stays a page a browser opens; the JSONL files hold every record."""
     run_dir = Path(run_dir)
     board = load_board(run_dir)
-    page = _page(board, read_records(run_dir, "scores"), read_records(run_dir, "summaries"),
-                 read_records(run_dir, "articles"), read_records(run_dir, "consensus"))
+    articles = read_records(run_dir, "articles")
+    all_clusters = sorted({a["cluster_id"] for a in articles})
+    shown = set(all_clusters[:max_clusters] if max_clusters is not None else all_clusters)
+
+    page = _page(board, read_records(run_dir, "scores", shown), read_records(run_dir, "summaries", shown),
+                 [a for a in articles if a["cluster_id"] in shown], read_records(run_dir, "consensus", shown))
+    page.drill_down = View(shown=len(shown), total=len(all_clusters))
     script = _script()
     return _environment().get_template("report.html.j2").render(
         page=page, script=script.code, script_hash=script.sha256)
 
 
-def write_html(run_dir: Path, out: Path | None = None) -> Path:
+def write_html(run_dir: Path, out: Path | None = None, max_clusters: int | None = None) -> Path:
     out = Path(out) if out else Path(run_dir) / "report.html"
-    out.write_text(render(run_dir), encoding="utf-8")
+    out.write_text(render(run_dir, max_clusters), encoding="utf-8")
     return out
 
 

@@ -52,8 +52,11 @@ def add_statistics(board: Board, score_rows: Sequence[ScoreRow], stats: dict[str
     (bootstrap CI of the difference, cluster sign-flip p-value): every pair of rows (`comparisons`) and
     each row against the next-ranked one (`vs_next`, which the Markdown and HTML mark)."""
     seed, n, conf, alpha = stats["seed"], stats["resamples"], stats["confidence"], stats["alpha"]
-    values = {r["summarizer"]: {m: as_values(score_rows, r["summarizer"], m) for m in board["metrics"]}
-              for r in board["rows"]}
+    by_summarizer: dict[str, list[ScoreRow]] = {}
+    for row in score_rows:  # one pass over the rows, not one per (summarizer, metric)
+        by_summarizer.setdefault(row["summarizer"], []).append(row)
+    values = {r["summarizer"]: {m: as_values(by_summarizer.get(r["summarizer"], []), r["summarizer"], m)
+                                for m in board["metrics"]} for r in board["rows"]}
     for r in board["rows"]:
         r["ci"] = {}
         for m in board["metrics"]:

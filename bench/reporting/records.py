@@ -13,10 +13,11 @@ directory that is not finished (directories without a status, from older version
 
 import json
 import os
+import re
 import shutil
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -220,6 +221,9 @@ def write_merged(board: Board, score_rows: Sequence[ScoreRow], sources: Sequence
 
 
 # --- reading ---------------------------------------------------------------------------------------------
+_CLUSTER_FIELD = re.compile(r'"cluster_id": ("(?:[^"\\]|\\.)*")')
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """A run file, parsed strictly (bench.stages.data.read_jsonl), with a clear error when it is missing."""
     path = Path(path)
@@ -228,10 +232,23 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return parse_jsonl(path)
 
 
-def read_records(run_dir: Path, name: str) -> list[dict[str, Any]]:
-    """The stage records `<name>.jsonl` of a run (one of RECORD_FILES)."""
+def read_records(run_dir: Path, name: str, clusters: Collection[str] | None = None) -> list[dict[str, Any]]:
+    """The stage records `<name>.jsonl` of a run (one of RECORD_FILES); with `clusters`, only theirs (lines of
+    other clusters are recognised by their `"cluster_id"` field, as the writer spells it, and not parsed)."""
     assert name in RECORD_FILES, name
-    return read_jsonl(Path(run_dir) / f"{name}.jsonl")
+    path = Path(run_dir) / f"{name}.jsonl"
+    if clusters is None:
+        return read_jsonl(path)
+    wanted = set(clusters)
+    spelled = {json.dumps(c, ensure_ascii=False) for c in wanted}
+
+    def maybe_wanted(line: str) -> bool:
+        field = _CLUSTER_FIELD.search(line)
+        return field is None or field.group(1) in spelled
+
+    if not path.is_file():
+        read_jsonl(path)  # the one-line error for a missing file
+    return [r for r in parse_jsonl(path, keep=maybe_wanted) if r.get("cluster_id") in wanted]
 
 
 def has_records(run_dir: Path, name: str) -> bool:

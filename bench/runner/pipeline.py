@@ -140,7 +140,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     write_config(out_dir, OmegaConf.to_yaml(OmegaConf.create(resolved)))
     write_board(board, out_dir, to_markdown(board))
     if cfg.get("html", True):
-        write_html(out_dir)
+        write_html(out_dir, max_clusters=cfg.get("html_clusters"))
     return board
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from bench.types import Cluster
 
 # what changes how a run goes, never what it computes: left out of the config hash
-NON_SEMANTIC_KEYS = ("results_dir", "run_name", "hydra", "cache", "html", "shard", "shards", "chunk_clusters",
+NON_SEMANTIC_KEYS = ("results_dir", "run_name", "hydra", "cache", "html", "html_clusters", "shard", "shards", "chunk_clusters",
                      "spacy_processes")
 SCORER_KEYS = ("clean", "facts", "matcher", "consensus", "score")  # what the scorer hash covers
 BOOTSTRAP_KEYS = ("seed", "resamples", "confidence", "alpha")

@@ -80,6 +80,7 @@ class RunSettings(BaseModel):
     results_dir: Annotated[str, Field(min_length=1)]
     run_name: Annotated[str, Field(min_length=1)]
     html: bool = True
+    html_clusters: Annotated[int, COUNT] | None = None
 
 
 SECTIONS: dict[str, type[BaseModel]] = {"stats": StatsSettings, "cache": CacheSettings, "score": ScoreSettings}

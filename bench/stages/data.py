@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -118,12 +118,13 @@ class FolderDataset(Dataset):
         return {rec["file"]: rec for rec in read_jsonl(path) if "file" in rec}
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Parse JSON Lines strictly, naming the first bad line."""
+def read_jsonl(path: Path, keep: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+    """Parse JSON Lines strictly, naming the first bad line. `keep`: a cheap test of a raw line; lines it
+    rejects are not parsed."""
     records = []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
+            if not line.strip() or (keep is not None and not keep(line)):
                 continue
             try:
                 rec = json.loads(line)
