@@ -57,3 +57,20 @@ def test_empty_inputs_are_errors():
         cluster_bootstrap_ci({})
     with pytest.raises(BenchError):
         paired_test({("c", "a"): 1.0}, {("c", "b"): 1.0})
+
+
+def test_cached_statistics_equal_the_computed_ones(tmp_path):
+    """A warm run reads the board's statistics from the cache; they equal a fresh computation."""
+    from bench.cache import Cache
+    from bench.reporting.leaderboard import statistics
+    from bench.runner.caching import CachedStatistics
+
+    rows = [{"summarizer": s, "cluster_id": f"c{i % 5}", "article_id": f"a{i}", "status": "ok",
+             "metrics": {"m": (i * (3 if s == "x" else 7)) % 11 / 10}} for s in ("x", "y") for i in range(40)]
+    stats = {"seed": 3, "resamples": 200, "confidence": 0.9, "alpha": 0.05}
+    fresh = statistics(["x", "y"], ["m"], "m", rows, stats)
+    cache = Cache(tmp_path / "c.sqlite")
+    first = CachedStatistics(cache).compute(["x", "y"], ["m"], "m", rows, stats)
+    second = CachedStatistics(cache).compute(["x", "y"], ["m"], "m", rows, stats)
+    assert first == second == fresh
+    assert len(cache._db().execute("SELECT key FROM entries WHERE namespace='statistics'").fetchall()) == 1

@@ -47,36 +47,50 @@ def pooled_recall_by_support(ok_rows: Sequence[ScoreRow]) -> dict[str, dict[str,
     return {k: {"recall": covered[k] / units[k], "units": units[k]} for k in sorted(units, key=int)}
 
 
-def add_statistics(board: Board, score_rows: Sequence[ScoreRow], stats: dict[str, Any]) -> None:
-    """Seeded cluster-bootstrap CIs for every metric of every row, and paired tests on the main metric
-    (bootstrap CI of the difference, cluster sign-flip p-value): every pair of rows (`comparisons`) and
-    each row against the next-ranked one (`vs_next`, which the Markdown and HTML mark)."""
+def statistics(summarizers: Sequence[str], metrics: Sequence[str], main: str, score_rows: Sequence[ScoreRow],
+               stats: dict[str, Any]) -> dict[str, Any]:
+    """The seeded statistics of a board whose rows are `summarizers`, in order: a cluster-bootstrap CI of every
+    metric per summarizer (`ci`), and paired tests on the main metric for every pair of rows (`comparisons`:
+    bootstrap CI of the difference, cluster sign-flip p-value). A pure function of its arguments."""
     seed, n, conf, alpha = stats["seed"], stats["resamples"], stats["confidence"], stats["alpha"]
     by_summarizer: dict[str, list[ScoreRow]] = {}
     for row in score_rows:  # one pass over the rows, not one per (summarizer, metric)
         by_summarizer.setdefault(row["summarizer"], []).append(row)
-    values = {r["summarizer"]: {m: as_values(by_summarizer.get(r["summarizer"], []), r["summarizer"], m)
-                                for m in board["metrics"]} for r in board["rows"]}
-    for r in board["rows"]:
-        r["ci"] = {}
-        for m in board["metrics"]:
-            v = values[r["summarizer"]][m]
+    values = {name: {m: as_values(by_summarizer.get(name, []), name, m) for m in metrics} for name in summarizers}
+    cis = {}
+    for name in summarizers:
+        cis[name] = {}
+        for m in metrics:
+            v = values[name][m]
             ci = cluster_bootstrap_ci(v, n, seed, conf) if v else None
-            r["ci"][m] = {"low": ci.low, "high": ci.high, "n_clusters": ci.n_clusters} if ci else None
-    main = board["main_metric"]
+            cis[name][m] = {"low": ci.low, "high": ci.high, "n_clusters": ci.n_clusters} if ci else None
     comparisons = []
-    rows = board["rows"]
-    for i, upper in enumerate(rows):
-        for lower in rows[i + 1:]:
-            a, b = values[lower["summarizer"]][main], values[upper["summarizer"]][main]
+    for i, better in enumerate(summarizers):
+        for worse in summarizers[i + 1:]:
+            a, b = values[worse][main], values[better][main]
             if not set(a) & set(b):
-                comparisons.append({"better": upper["summarizer"], "worse": lower["summarizer"], "difference": None,
+                comparisons.append({"better": better, "worse": worse, "difference": None,
                                     "low": None, "high": None, "p_value": None, "significant": None, "n": 0})
                 continue
             t = paired_test(a, b, n, seed, conf)
-            comparisons.append({"better": upper["summarizer"], "worse": lower["summarizer"], "difference": t.difference,
+            comparisons.append({"better": better, "worse": worse, "difference": t.difference,
                                 "low": t.low, "high": t.high, "p_value": t.p_value,
                                 "significant": t.p_value < alpha, "n": t.n, "n_clusters": t.n_clusters})
+    return {"ci": cis, "comparisons": comparisons}
+
+
+def add_statistics(board: Board, score_rows: Sequence[ScoreRow], stats: dict[str, Any],
+                   computed: dict[str, Any] | None = None) -> None:
+    """Puts `statistics(...)` (or `computed`, its cached result) on the board: each row's `ci`, the
+    `comparisons`, each row's test against the next-ranked one (`vs_next`, which the Markdown and HTML mark),
+    the ranks and warnings (`rank_and_warn`) and the settings."""
+    rows, main = board["rows"], board["main_metric"]
+    if computed is None:
+        computed = statistics([r["summarizer"] for r in rows], board["metrics"], main, score_rows, stats)
+    alpha = stats["alpha"]
+    for r in rows:
+        r["ci"] = computed["ci"][r["summarizer"]]
+    comparisons = computed["comparisons"]
     by_pair = {(c["better"], c["worse"]): c for c in comparisons}
     for i, r in enumerate(rows):
         r["vs_next"] = (dict(by_pair[(r["summarizer"], rows[i + 1]["summarizer"])])

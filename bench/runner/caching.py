@@ -17,6 +17,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from bench.cache import Cache, code_hash, file_digest, key, source_hash, text_hash
+from bench.reporting.leaderboard import statistics
 from bench.runner.cache_guard import set_aside_if_corrupt
 from bench.stages.consensus import ClusterConsensus, ConsensusBuilder, ReferenceUnit
 from bench.stages.facts import FactExtractor, ParsedText
@@ -271,6 +272,23 @@ class CachedSummarizer:
             if sm.ok and not sm.text.strip():
                 sm.error, sm.text = "empty summary", None
         return out
+
+
+class CachedStatistics:
+    """The leaderboard's seeded statistics (`bench.reporting.leaderboard.statistics`): bootstrap CIs and paired
+    tests are a function of the score rows and the settings, so a warm run reads them."""
+
+    def __init__(self, cache: Cache):
+        self.cache = cache
+
+    def compute(self, summarizers: Sequence[str], metrics: Sequence[str], main: str,
+                score_rows: Sequence[dict[str, Any]], stats: dict[str, Any]) -> dict[str, Any]:
+        k = key("statistics", code_hash(), list(summarizers), list(metrics), main, stats, score_rows)
+        hit = self.cache.get_many("statistics", [k], count=False).get(k)
+        if hit is None:
+            hit = statistics(summarizers, metrics, main, score_rows, stats)
+            self.cache.put_many("statistics", [(k, hit)], fmt="pickle")
+        return hit
 
 
 class ChunkReplay:

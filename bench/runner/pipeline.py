@@ -20,7 +20,7 @@ from bench.metrics import MAIN_METRIC, METRICS
 from bench.reporting.html import write_html
 from bench.reporting.leaderboard import DEFAULT_STATS, add_statistics, leaderboard_rows, to_markdown
 from bench.reporting.records import SCHEMA_VERSION, RecordWriter, write_board, write_config
-from bench.runner.caching import CachedSummarizer, open_cache
+from bench.runner.caching import CachedStatistics, CachedSummarizer, open_cache
 from bench.runner.parts import Stages, build_stages
 from bench.runner.signature import build_signature, data_hash
 from bench.stages.consensus import ClusterConsensus
@@ -113,6 +113,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                              + "; ".join(f"{s.cluster_id}/{s.article_id or '*'}: {s.reason}" for s in skips))
         for s in skips:
             outputs.write("skipped", s.to_dict())
+        rows = leaderboard_rows(score_rows, identities)
+        stats = {**DEFAULT_STATS, **(resolved.get("stats") or {})}
+        computed = CachedStatistics(cache).compute([r["summarizer"] for r in rows], METRICS, MAIN_METRIC,
+                                                   score_rows, stats)
     finally:
         outputs.close()
         cache.close()
@@ -122,12 +126,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             log.info("summarizer %s: %d cached, %d computed, %d failed", name, t["cached"], t["computed"],
                      t["failed"])
 
-    stats = {**DEFAULT_STATS, **(resolved.get("stats") or {})}
     signature = build_signature(resolved, dh, layout, stats, _version())
     board = {
         "schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "signature": signature, "main_metric": MAIN_METRIC, "metrics": list(METRICS),
-        "rows": leaderboard_rows(score_rows, identities),
+        "rows": rows,
         "dataset": {**dataset_info, "n_scored_clusters": n_scored_clusters, "n_scored_articles": n_scored_articles},
         "throughput": throughput, "skipped": [s.to_dict() for s in skips],
         "cache": {"path": str(cache.path) if cache.enabled else None, "hits": cache.hits, "misses": cache.misses,
@@ -136,7 +139,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     }
     for r in board["rows"]:
         r["throughput"] = throughput[r["summarizer"]]
-    add_statistics(board, score_rows, stats)
+    add_statistics(board, score_rows, stats, computed)
     write_config(out_dir, OmegaConf.to_yaml(OmegaConf.create(resolved)))
     write_board(board, out_dir, to_markdown(board))
     if cfg.get("html", True):
