@@ -261,3 +261,17 @@ def test_build_signature_gives_the_signature_a_run_writes(unsharded, shard_runs)
         signature = build_signature(resolved, board["signature"]["data_hash"], layout,
                                     {**DEFAULT_STATS, **resolved["stats"]}, board["signature"]["bench_version"])
         assert signature == board["signature"]
+
+
+def test_shards_on_one_machine_may_share_one_cache(demo_unsharded, tmp_path):
+    """cache.per_shard=false: the shards of a local sweep share cache.path (no per-shard files), and their
+    merge still equals the unsharded run."""
+    boards = []
+    for i in range(2):
+        out = tmp_path / str(i)
+        boards.append(run(compose_cfg("summarizer=[lead3,random3]", f"cache.path={tmp_path}/cache.sqlite",
+                                      "cache.per_shard=false", "shards=2", f"shard={i}", "html=false"), out))
+    assert [p.name for p in tmp_path.glob("cache*.sqlite")] == ["cache.sqlite"]
+    assert {b["cache"]["path"] for b in boards} == {str(tmp_path / "cache.sqlite")}
+    merged, _ = merge([(str(tmp_path / str(i)), *load_run(tmp_path / str(i))) for i in range(2)])
+    assert comparable(merged) == comparable(demo_unsharded)

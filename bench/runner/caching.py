@@ -31,11 +31,13 @@ log = logging.getLogger("bench")
 def cache_path(settings: Any, layout: dict[str, int]) -> Path | None:
     """The run's SQLite cache (`settings`: the config's `cache` section). A shard of a sharded run writes its
     own file (`cache.sqlite` becomes `cache.shard1of4.sqlite`): SQLite must not be shared over a network file
-    system; `bench cache merge` folds shard caches into one."""
+    system; `bench cache merge` folds shard caches into one. With `cache.per_shard=false` the shards share
+    `cache.path`, which is safe on one machine's local disk (WAL, busy timeout) and lets a shard reuse what
+    another has parsed."""
     if not settings["enabled"]:
         return None
     path = Path(settings["path"])
-    if layout["count"] == 1:
+    if layout["count"] == 1 or not settings.get("per_shard", True):
         return path
     return path.with_name(f"{path.stem}.shard{layout['index']}of{layout['count']}{path.suffix}")
 

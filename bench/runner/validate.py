@@ -69,6 +69,7 @@ class StatsSettings(_Strict):
 class CacheSettings(_Strict):
     enabled: bool
     path: str | None
+    per_shard: bool = True
 
 
 class ScoreSettings(_Strict):
