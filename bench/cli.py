@@ -79,15 +79,6 @@ def environment_error(e: OSError | sqlite3.Error) -> str:
     return f"{where}: {e.strerror or e}{hint}"
 
 
-def bench_version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("bench")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
-
-
 def help_text() -> str:
     groups = sorted(p for p in Path(config_dir()).iterdir() if p.is_dir())
     usage = {"[OVERRIDE ...]": "run a benchmark; overrides are Hydra's KEY=VALUE or GROUP=OPTION",
@@ -342,6 +333,8 @@ def main(argv: list[str] | None = None) -> Any:
         if argv and argv[0] in ("-h", "--help"):
             return _print(help_text())
         if argv and argv[0] in ("-V", "--version"):
+            from bench.runner.signature import bench_version
+
             return _print(f"bench {bench_version()}")
         sys.argv = [sys.argv[0], *argv]
         return _hydra_main()

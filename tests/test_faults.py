@@ -121,7 +121,7 @@ def test_binary_and_undecodable_files_are_recorded_skips(tmp_path):
 
 # --- command line surface -----------------------------------------------------------------------------------
 def test_help_lists_subcommands_and_version_is_benchs():
-    from bench.cli import bench_version
+    from bench.runner.signature import bench_version
 
     proc = run_cli("--help")
     assert proc.returncode == 0

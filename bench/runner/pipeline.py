@@ -22,8 +22,8 @@ from bench.reporting.leaderboard import DEFAULT_STATS, add_statistics, leaderboa
 from bench.reporting.records import SCHEMA_VERSION, RecordWriter, write_board, write_config
 from bench.runner.caching import CachedStatistics, CachedSummarizer, open_cache
 from bench.runner.parts import Stages, build_stages
-from bench.runner.signature import build_signature, data_hash
-from bench.stages.consensus import ClusterConsensus
+from bench.runner.signature import bench_version, build_signature, data_hash
+from bench.stages.consensus import ClusterConsensus, ReferenceUnit
 from bench.stages.score import ScoredInput
 from bench.types import BenchError, Cluster, Document, Skip
 from bench.runner.validate import validate_config
@@ -126,7 +126,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             log.info("summarizer %s: %d cached, %d computed, %d failed", name, t["cached"], t["computed"],
                      t["failed"])
 
-    signature = build_signature(resolved, dh, layout, stats, _version())
+    signature = build_signature(resolved, dh, layout, stats, bench_version())
     board = {
         "schema_version": SCHEMA_VERSION, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "signature": signature, "main_metric": MAIN_METRIC, "metrics": list(METRICS),
@@ -243,8 +243,9 @@ def _documents(cleaned: list[tuple[str, list]], stages: Stages, skips: list[Skip
 
 
 def _write_consensus(outputs: RecordWriter, cc: ClusterConsensus, docs: list[Document]) -> None:
+    references = {d.id: {r.unit.id: r for r in cc.reference(d.id)} for d in docs}
     for u in cc.units:
-        outputs.write("consensus", _unit_record(u, cc, docs))
+        outputs.write("consensus", _unit_record(u, references, docs))
     outputs.write("sources", {"cluster_id": cc.cluster_id, "source_of": cc.source_of,
                               "dependencies": [asdict(dep) for dep in cc.dependencies]})
 
@@ -269,22 +270,15 @@ def _rounded(timings: dict[str, Any]) -> dict[str, Any]:
     return {k: _rounded(v) if isinstance(v, dict) else round(v, 4) for k, v in timings.items()}
 
 
-def _unit_record(u, cc: ClusterConsensus, docs: list[Document]) -> dict[str, Any]:
+def _unit_record(u, references: dict[str, dict[str, ReferenceUnit]], docs: list[Document]) -> dict[str, Any]:
+    """A unit as consensus.jsonl holds it; `references`: each article's reference units by unit id."""
     source_names = {d.id: d.article.source for d in docs}
     return {
         "unit_id": u.id, "cluster_id": u.cluster_id, "text": u.text, "support": u.support,
         "articles": list(u.articles), "outlets": sorted({source_names[a] for a in u.articles}),
         "sources": list(u.sources),
         "facts": [{"article_id": f.article_id, "text": f.text, "start": f.start, "end": f.end} for f in u.facts],
-        "reference_for": {d.id: {"weight": r.weight, "attainable": r.attainable}
-                          for d in docs for r in cc.reference(d.id) if r.unit.id == u.id},
+        "reference_for": {d.id: {"weight": references[d.id][u.id].weight, "attainable": references[d.id][u.id].attainable}
+                          for d in docs if u.id in references[d.id]},
     }
 
-
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("bench")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"

@@ -58,6 +58,16 @@ def environment() -> dict[str, Any]:
     return {"python": platform.python_version(), "packages": package_versions(), "git": git_commit()}
 
 
+def bench_version() -> str:
+    """The installed bench's version ("0+unknown" when run from a checkout that is not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("bench")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
 def build_signature(resolved: dict[str, Any], data_digest: str, layout: dict[str, int], stats: dict[str, Any],
                     version: str) -> dict[str, Any]:
     """A run's signature: config, scorer and data hashes, shard layout, environment, bootstrap settings, and
