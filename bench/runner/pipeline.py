@@ -166,10 +166,12 @@ def _run_chunk(chunk: list[Cluster], stages: Stages, outputs: RecordWriter, skip
 
     clock = time.perf_counter()
     consensus = stages.consensus.build_many(docs_by_cluster)
+    reference_of = {(d.cluster_id, d.id): consensus[d.cluster_id].reference(d.id)
+                    for ds in docs_by_cluster.values() for d in ds}
     for cid, docs in docs_by_cluster.items():
-        _write_consensus(outputs, consensus[cid], docs)
+        _write_consensus(outputs, consensus[cid], docs, reference_of)
     docs = [d for ds in docs_by_cluster.values() for d in ds]
-    references = [consensus[d.cluster_id].reference(d.id) for d in docs]
+    references = [reference_of[(d.cluster_id, d.id)] for d in docs]
     timings["consensus_s"] += _lap(clock)
 
     summaries = {}
@@ -242,8 +244,9 @@ def _documents(cleaned: list[tuple[str, list]], stages: Stages, skips: list[Skip
     return docs_by_cluster
 
 
-def _write_consensus(outputs: RecordWriter, cc: ClusterConsensus, docs: list[Document]) -> None:
-    references = {d.id: {r.unit.id: r for r in cc.reference(d.id)} for d in docs}
+def _write_consensus(outputs: RecordWriter, cc: ClusterConsensus, docs: list[Document],
+                     reference_of: dict[tuple[str, str], list[ReferenceUnit]]) -> None:
+    references = {d.id: {r.unit.id: r for r in reference_of[(d.cluster_id, d.id)]} for d in docs}
     for u in cc.units:
         outputs.write("consensus", _unit_record(u, references, docs))
     outputs.write("sources", {"cluster_id": cc.cluster_id, "source_of": cc.source_of,
