@@ -17,7 +17,7 @@ import re
 import shutil
 import socket
 import sys
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -224,12 +224,13 @@ def write_merged(board: Board, score_rows: Sequence[ScoreRow], sources: Sequence
 _CLUSTER_FIELD = re.compile(r'"cluster_id": ("(?:[^"\\]|\\.)*")')
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """A run file, parsed strictly (bench.stages.data.read_jsonl), with a clear error when it is missing."""
+def read_jsonl(path: Path, keep: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
+    """A run file, parsed strictly (bench.stages.data.read_jsonl; `keep`: which raw lines to parse), with a
+    clear error when it is missing."""
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"{path} is missing (is {path.parent} a finished bench run directory?)")
-    return parse_jsonl(path)
+    return parse_jsonl(path, keep)
 
 
 def read_records(run_dir: Path, name: str, clusters: Collection[str] | None = None) -> list[dict[str, Any]]:
@@ -246,9 +247,7 @@ def read_records(run_dir: Path, name: str, clusters: Collection[str] | None = No
         field = _CLUSTER_FIELD.search(line)
         return field is None or field.group(1) in spelled
 
-    if not path.is_file():
-        read_jsonl(path)  # the one-line error for a missing file
-    return [r for r in parse_jsonl(path, keep=maybe_wanted) if r.get("cluster_id") in wanted]
+    return [r for r in read_jsonl(path, maybe_wanted) if r.get("cluster_id") in wanted]
 
 
 def has_records(run_dir: Path, name: str) -> bool:
