@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from hydra.utils import instantiate
 
+from bench.matchers.lexical import LexicalMatcher
 from bench.matchers.neural import COMBINED_FEATURES, CombinedMatcher, EmbeddingMatcher, NLIMatcher
 from bench.text.words import segments
 from bench.types import BenchError
@@ -98,3 +99,23 @@ def test_blocking_compares_far_fewer_pairs_than_all_pairs():
     stats = builder.last_blocking
     assert stats["compared_pairs"] <= stats["facts"] * builder.max_candidates
     assert stats["compared_pairs"] < stats["all_pairs"] / 10
+
+
+def test_lexical_shortcuts_decide_as_the_generic_matcher_does():
+    """LexicalMatcher.states (index-pruned) and .covers (one union premise) give Matcher's all-pairs decisions."""
+    import random
+
+    from bench.matchers.base import Matcher
+
+    rng = random.Random(3)
+    words = ("Putin Kim arrived in Pyongyang on Tuesday for talks the first visit 24 years two officials said "
+             "Moscow welcomed crowds square 12 troops not never cheering Kim's summit deal").split()
+    text = lambda: " ".join(rng.choice(words) for _ in range(rng.randint(0, 12)))  # noqa: E731
+    for threshold in (0.3, 0.6, 0.9):
+        fast = LexicalMatcher(support_threshold=threshold)
+        for _ in range(200):
+            premises = [text() for _ in range(rng.randint(0, 6))]
+            hypotheses = [text() for _ in range(rng.randint(0, 5))]
+            assert fast.states(premises, hypotheses) == Matcher.states(fast, premises, hypotheses)
+            units = [[text() for _ in range(rng.randint(1, 3))] for _ in range(rng.randint(0, 4))]
+            assert fast.covers(premises, units) == Matcher.covers(fast, premises, units)

@@ -6,6 +6,7 @@ from rouge_score import rouge_scorer
 from bench.matchers.lexical import LexicalMatcher
 from bench.stages.score import METRICS, Scorer
 from bench.summarizers.extractive import LeadK, RandomK, TextRank
+from bench.text.rouge import Rouge
 from tests.conftest import read_jsonl
 
 
@@ -42,6 +43,28 @@ def test_rouge_equals_rouge_score():
     theirs = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True).score(
         "\n".join(ref), "\n".join(summ))
     assert ours == {k: theirs[k].fmeasure for k in ("rouge1", "rouge2", "rougeLsum")}
+
+
+@pytest.mark.parametrize("use_stemmer", [True, False])
+def test_rouge_equals_rouge_score_on_many_texts(use_stemmer):
+    """bench.text.rouge's memoised tokens and LCS give rouge-score's scores exactly (==, not approx):
+    repeated words (the union-LCS hit counting), lines that are empty or hold a newline, pairs with no
+    common token, punctuation-only text, and the same scorer reused so that its caches are hit."""
+    import random
+
+    rng = random.Random(7)
+    words = "the a bridge collapsed bridges collapsing on tuesday twelve people were injured hurt 12 2,400 " \
+            "police said it's U.S. officials say say said “quote” -- ... running runs ran".split()
+    sentence = lambda: " ".join(rng.choice(words) for _ in range(rng.randint(0, 14)))  # noqa: E731
+    ours = Rouge(use_stemmer=use_stemmer)
+    theirs = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=use_stemmer)
+    cases = [([sentence() for _ in range(rng.randint(0, 6))], [sentence() for _ in range(rng.randint(0, 4))])
+             for _ in range(300)]
+    cases += [(["One line.\nTwo lines.", ""], ["two LINES one"]), (["..."], ["!!"]), ([], ["a"]), (["a"], [])]
+    cases += cases[:50]  # again, through warm caches
+    for ref, summ in cases:
+        expected = theirs.score("\n".join(ref), "\n".join(summ))
+        assert ours.score(ref, summ) == {k: expected[k].fmeasure for k in ("rouge1", "rouge2", "rougeLsum")}
 
 
 def test_rouge_in_run_matches_rouge_score_on_written_strings(demo_run):

@@ -106,6 +106,14 @@ class Matcher(ABC):
         return {"name": self.name, "align_threshold": self.align_threshold,
                 "support_threshold": self.support_threshold, "alignment": self.alignment}
 
+    def states(self, premises: Sequence[str], hypotheses: Sequence[str]) -> list[bool]:
+        """For each hypothesis: does one of the premises support it (support >= support_threshold)?"""
+        if not premises:
+            return [False] * len(hypotheses)
+        scores = self.support([(p, h) for h in hypotheses for p in premises])
+        n = len(premises)
+        return [max(scores[i * n:(i + 1) * n]) >= self.support_threshold for i in range(len(hypotheses))]
+
     def covers(self, sentences: Sequence[str], units: Sequence[Sequence[str]]) -> list[bool]:
         """Does a text (given as its sentences) state each unit? A unit (its member facts' texts) is covered
         when the whole text, or one of its sentences, supports one of its facts. Scoring and the oracle

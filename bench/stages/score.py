@@ -7,23 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from bench.stages.consensus import ClusterConsensus, ReferenceUnit
 from bench.matchers.base import Matcher
 from bench.metrics import METRICS
+from bench.text.rouge import Rouge
 from bench.types import Document, Fact, Summary
-
-ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")  # rouge-score's names; human_* are these against the human summary
-
-
-class _MemoStemmer:
-    def __init__(self, stemmer):
-        self._stem = lru_cache(maxsize=200_000)(stemmer.stem)
-
-    def stem(self, word: str) -> str:
-        return self._stem(word)
 
 
 @dataclass
@@ -43,16 +33,10 @@ class Scorer:
         self._rouge = None
 
     def rouge(self, reference_sentences: Sequence[str], summary_sentences: Sequence[str]) -> dict[str, float]:
-        """ROUGE F-measures from rouge-score; rougeLsum gets newline-joined sentences."""
+        """ROUGE F-measures, rouge-score's exactly (`bench.text.rouge`); rougeLsum gets newline-joined sentences."""
         if self._rouge is None:
-            from rouge_score import rouge_scorer
-
-            self._rouge = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=self.rouge_use_stemmer)
-            stemmer = getattr(getattr(self._rouge, "_tokenizer", None), "_stemmer", None)
-            if stemmer is not None:  # same stems, memoised: rouge-score re-stems every token of every call
-                self._rouge._tokenizer._stemmer = _MemoStemmer(stemmer)
-        scores = self._rouge.score("\n".join(reference_sentences), "\n".join(summary_sentences))
-        return {k: scores[k].fmeasure for k in ROUGE_TYPES}
+            self._rouge = Rouge(use_stemmer=self.rouge_use_stemmer)
+        return self._rouge.score(reference_sentences, summary_sentences)
 
     def score(self, item: ScoredInput, consensus: ClusterConsensus, cluster_docs: Sequence[Document],
               human_sentences: Sequence[str] | None = None) -> dict[str, Any]:
@@ -106,8 +90,4 @@ class Scorer:
         return self.matcher.covers(summary_sentences, [[f.text for f in r.unit.facts] for r in units])
 
     def _supported(self, hypotheses: Sequence[str], premises: Sequence[str]) -> list[bool]:
-        pairs = [(p, h) for h in hypotheses for p in premises]
-        scores = self.matcher.support(pairs)
-        n = len(premises)
-        return [max(scores[i * n:(i + 1) * n], default=0.0) >= self.matcher.support_threshold
-                for i in range(len(hypotheses))]
+        return self.matcher.states(premises, hypotheses)
