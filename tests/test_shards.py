@@ -4,11 +4,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from bench.cache import Cache
-from bench.runner.caching import CachedSummarizer
+from bench.runner.caching import CachedSummarizer, cache_path, local_file_system
 from bench.runner.pipeline import run, shard_of, shard_layout
 from bench.reporting.leaderboard import merge
 from bench.reporting.records import load_run
@@ -43,7 +44,7 @@ def shard_runs(tmp_path_factory, subsets):
     root = tmp_path_factory.mktemp("shards")
     for i in range(3):
         run(compose_cfg("dataset=jsonl", f"dataset.path={subsets}", SUMMARIZERS, f"cache.path={root}/cache.sqlite",
-                        "shards=3", f"shard={i}", "html=false", "chunk_clusters=2"), root / str(i))
+                        "cache.per_shard=true", "shards=3", f"shard={i}", "html=false", "chunk_clusters=2"), root / str(i))
     return root
 
 
@@ -205,8 +206,10 @@ def test_launcher_sweep_of_two_shards_merges_to_the_unsharded_run(launcher, demo
     assert merged["signature"]["shards"] == {"count": 2, "combined": True,
                                              "assignment": jobs[0]["signature"]["shards"]["assignment"]}
     assert comparable(merged) == comparable(demo_unsharded)
-    assert sorted(p.name for p in tmp_path.glob("cache*.sqlite")) == ["cache.shard0of2.sqlite",
-                                                                     "cache.shard1of2.sqlite"]
+    # cache.per_shard=auto: one shared file on a local disk, else one per shard
+    shared = local_file_system(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("cache*.sqlite")) == (
+        ["cache.sqlite"] if shared else ["cache.shard0of2.sqlite", "cache.shard1of2.sqlite"])
     # the merged sweep merges again with its own shards' data as one whole run
     again, _ = merge([(str(sweep), *load_run(sweep))])
     assert comparable(again) == comparable(demo_unsharded)
@@ -261,6 +264,22 @@ def test_build_signature_gives_the_signature_a_run_writes(unsharded, shard_runs)
         signature = build_signature(resolved, board["signature"]["data_hash"], layout,
                                     {**DEFAULT_STATS, **resolved["stats"]}, board["signature"]["bench_version"])
         assert signature == board["signature"]
+
+
+def test_shards_share_a_cache_only_on_a_local_file_system(tmp_path):
+    mounts = tmp_path / "mounts"
+    mounts.write_text("/dev/vda / ext4 rw 0 0\nserver:/home /home nfs4 rw 0 0\n"
+                      "tmpfs /home/me/scratch tmpfs rw 0 0\n/dev/sdb /mnt/my\\040disk xfs rw 0 0\n")
+    assert local_file_system(Path("/work/results/cache.sqlite"), str(mounts))
+    assert not local_file_system(Path("/home/me/results/cache.sqlite"), str(mounts))  # NFS
+    assert local_file_system(Path("/home/me/scratch/cache.sqlite"), str(mounts))  # the longest mount point wins
+    assert local_file_system(Path("/mnt/my disk/cache.sqlite"), str(mounts))
+    assert not local_file_system(Path("/x"), str(tmp_path / "no-such-table"))  # cannot tell: per shard
+    layout = {"index": 1, "count": 4}
+    settings = {"enabled": True, "path": "/home/me/results/cache.sqlite"}
+    assert cache_path({**settings, "per_shard": True}, layout).name == "cache.shard1of4.sqlite"
+    assert cache_path({**settings, "per_shard": False}, layout).name == "cache.sqlite"
+    assert cache_path({**settings, "per_shard": "auto"}, {"index": 0, "count": 1}).name == "cache.sqlite"
 
 
 def test_shards_on_one_machine_may_share_one_cache(demo_unsharded, tmp_path):

@@ -29,17 +29,45 @@ log = logging.getLogger("bench")
 
 
 def cache_path(settings: Any, layout: dict[str, int]) -> Path | None:
-    """The run's SQLite cache (`settings`: the config's `cache` section). A shard of a sharded run writes its
-    own file (`cache.sqlite` becomes `cache.shard1of4.sqlite`): SQLite must not be shared over a network file
-    system; `bench cache merge` folds shard caches into one. With `cache.per_shard=false` the shards share
-    `cache.path`, which is safe on one machine's local disk (WAL, busy timeout) and lets a shard reuse what
-    another has parsed."""
+    """The run's SQLite cache (`settings`: the config's `cache` section). SQLite must not be shared over a
+    network file system, so a shard of a sharded run writes its own file (`cache.sqlite` becomes
+    `cache.shard1of4.sqlite`; `bench cache merge` folds them into one) unless `cache.per_shard` is false, or
+    "auto" and `cache.path` lies on a local disk (`local_file_system`): then the shards share `cache.path`,
+    which is safe for the processes of one machine (WAL, busy timeout) and lets a shard reuse what another
+    has parsed."""
     if not settings["enabled"]:
         return None
     path = Path(settings["path"])
-    if layout["count"] == 1 or not settings.get("per_shard", True):
+    per_shard = settings.get("per_shard", True)
+    if per_shard == "auto":
+        per_shard = not local_file_system(path)
+    if layout["count"] == 1 or not per_shard:
         return path
     return path.with_name(f"{path.stem}.shard{layout['index']}of{layout['count']}{path.suffix}")
+
+
+# file systems that live on this machine's own disks or memory (an allowlist: anything else may be shared)
+LOCAL_FILE_SYSTEMS = frozenset({"ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "tmpfs", "overlay", "apfs",
+                                "hfs", "ntfs", "vfat", "exfat", "jfs", "reiserfs"})
+
+
+def local_file_system(path: Path, mounts: str = "/proc/mounts") -> bool:
+    """Is `path` on a local file system? Read from the mount table (the longest mount point above the path);
+    False where that cannot be told (no /proc/mounts, as on macOS), so shards then keep their own files."""
+    try:
+        table = Path(mounts).read_text().splitlines()
+    except OSError:
+        return False
+    target = path.expanduser().resolve()
+    best, fs_type = -1, None
+    for line in table:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = Path(fields[1].replace("\\040", " "))
+        if (target == point or point in target.parents) and len(point.parts) > best:
+            best, fs_type = len(point.parts), fields[2]
+    return fs_type in LOCAL_FILE_SYSTEMS
 
 
 def open_cache(settings: Any, layout: dict[str, int]) -> Cache:
@@ -56,20 +84,36 @@ def part_key(namespace: str, node: Any, *inputs: Any) -> str:
 
 class CachedFacts:
     """The fact extractor. A parse depends only on the text, so each distinct text is parsed once, keyed
-    without its owner, and its facts are then labelled with each owner's ids."""
+    without its owner, and its facts are then labelled with each owner's ids.
 
-    def __init__(self, extractor: FactExtractor, node: dict[str, Any], cache: Cache, n_process: int = 1):
+    Texts missing from the cache are parsed in batches of `batch_texts` (times `n_process`), each written as
+    soon as it is parsed and each looked up again just before it is parsed: shards that share one cache
+    (`cache.per_shard=false`) reuse each other's parses within a chunk. Shard i of n starts at the fraction
+    i/n of the list (`start_fraction`), so that shards meeting the same texts parse different ones first.
+    The order never changes a parse."""
+
+    def __init__(self, extractor: FactExtractor, node: dict[str, Any], cache: Cache, n_process: int = 1,
+                 start_fraction: float = 0.0, batch_texts: int = 64):
         self.extractor, self.node, self.cache, self.n_process = extractor, node, cache, n_process
+        self.start_fraction, self.batch_texts = start_fraction, batch_texts
 
     def extract(self, items: Sequence[tuple[str, str]]) -> list[ParsedText]:
         """items: (owner id, text), as `FactExtractor.extract`."""
         keys = [part_key("facts", self.node, text_hash(text)) for _, text in items]
         hits = self.cache.get_many("facts", keys)
-        todo = {k: text for k, (_, text) in zip(keys, items) if k not in hits}
-        if todo:
-            fresh = self.extractor.extract([("", text) for text in todo.values()], n_process=self.n_process)
-            self.cache.put_many("facts", list(zip(todo, fresh)), fmt="pickle")
-            hits.update(zip(todo, fresh))
+        todo = list({k: text for k, (_, text) in zip(keys, items) if k not in hits}.items())
+        start = int(len(todo) * self.start_fraction)
+        todo = todo[start:] + todo[:start]
+        size = self.batch_texts * max(1, self.n_process)
+        for i in range(0, len(todo), size):
+            batch = dict(todo[i:i + size])
+            if i:
+                hits.update(self.cache.get_many("facts", list(batch), count=False))
+                batch = {k: text for k, text in batch.items() if k not in hits}
+            if batch:
+                fresh = self.extractor.extract([("", text) for text in batch.values()], n_process=self.n_process)
+                self.cache.put_many("facts", list(zip(batch, fresh)), fmt="pickle")
+                hits.update(zip(batch, fresh))
         return [_owned(hits[k], owner) for k, (owner, _) in zip(keys, items)]
 
 

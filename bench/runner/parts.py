@@ -93,7 +93,8 @@ def build_stages(cfg: DictConfig, cache: Cache) -> Stages:
     results = {k: v for k, v in resolved.items() if k not in (*NON_SEMANTIC_KEYS, "stats")}  # what changes a result
     return Stages(
         dataset=parts["dataset"], cleaner=parts["cleaner"],
-        facts=CachedFacts(parts["facts"], resolved["facts"], cache, resolved.get("spacy_processes", 1)),
+        facts=CachedFacts(parts["facts"], resolved["facts"], cache, resolved.get("spacy_processes", 1),
+                          start_fraction=resolved.get("shard", 0) / max(1, resolved.get("shards", 1))),
         consensus=CachedConsensus(parts["consensus"], upstream, cache), summarizers=summarizers,
         scorer=CachedScorer(parts["scorer"], {**upstream, "score": resolved["score"]}, cache),
         chunks=ChunkReplay(cache, results, summarizers))

@@ -69,7 +69,7 @@ class StatsSettings(_Strict):
 class CacheSettings(_Strict):
     enabled: bool
     path: str | None
-    per_shard: bool = True
+    per_shard: bool | Literal["auto"] = "auto"
 
 
 class ScoreSettings(_Strict):
