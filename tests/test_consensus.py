@@ -51,3 +51,48 @@ def test_seed_cluster_consensus(seed_docs):
                               min_support=1)
     assert not _units_stating(consensus, matcher, "he hoped Kim would visit Moscow for their next meeting",
                               min_support=1)
+
+
+def _doc(article_id: str, sentences: list[str], facts: list[str]):
+    from bench.types import Article, Document, Fact, Sentence
+
+    text = " ".join(sentences)
+    sents, start = [], 0
+    for s in sentences:
+        sents.append(Sentence(s, start, start + len(s)))
+        start += len(s) + 1
+    fact_objs = tuple(Fact(f"{article_id}#{n}", article_id, f, text.index(f), text.index(f) + len(f),
+                           next(i for i, s in enumerate(sentences) if f in s)) for n, f in enumerate(facts))
+    return Document("c", Article(article_id, article_id, "", text), text, tuple(sents), fact_objs)
+
+
+WITNESS_DOCS = [
+    _doc("a", ["The council approved a new budget for road repairs.", "It was Moonlight."],
+         ["The council approved a new budget for road repairs", "It was Moonlight."]),
+    # b states a's fact inside a longer sentence whose parse gave another fact: alignment cannot join them
+    # (and shares no passage of 8 words with a: the two are independent)
+    _doc("b", ["After a long meeting that covered parks and parking fees, the council approved a new budget for "
+               "repairs to city roads.", "It was Moonlight, the producers said."],
+         ["a long meeting that covered parks and parking fees"]),
+    _doc("c", ["Fishermen reported a record salmon run on the northern river this autumn."],
+         ["Fishermen reported a record salmon run on the northern river"]),
+]
+
+
+def test_an_article_whose_sentence_states_a_fact_witnesses_its_unit():
+    from bench.matchers.lexical import LexicalMatcher
+    from bench.stages.consensus import ConsensusBuilder
+
+    matcher = LexicalMatcher(align_threshold=0.7, alignment="segments")
+    consensus = ConsensusBuilder(matcher, witness_threshold=0.85, witness_min_words=3).build("c", WITNESS_DOCS)
+    (unit,) = consensus.units
+    assert unit.text == "The council approved a new budget for road repairs"
+    assert unit.articles == ("a", "b") and unit.support == 2
+    assert unit.stated_by == (("b", 0),)  # the article and the index of its sentence, recorded
+    assert [r.attainable for r in consensus.reference("b")] == [True]  # b states it: attainable for b
+    # "It was Moonlight." has one content word: too short to be found in a sentence
+    # without sentence witnesses (null), and below the threshold, the fact has one witness: no unit
+    assert ConsensusBuilder(matcher, witness_threshold=None).build("c", WITNESS_DOCS).units == []
+    assert ConsensusBuilder(matcher, witness_threshold=1.0, witness_min_words=7).build("c", WITNESS_DOCS).units == []
+    with pytest.raises(ValueError, match="witness_threshold"):
+        ConsensusBuilder(matcher, witness_threshold=0.0)

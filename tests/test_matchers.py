@@ -102,7 +102,7 @@ def test_blocking_compares_far_fewer_pairs_than_all_pairs():
 
 
 def test_lexical_shortcuts_decide_as_the_generic_matcher_does():
-    """LexicalMatcher.states (index-pruned) and .covers (one union premise) give Matcher's all-pairs decisions."""
+    """LexicalMatcher.supporting and .states (index-pruned) and .covers (one union premise) give Matcher's all-pairs decisions."""
     import random
 
     from bench.matchers.base import Matcher
@@ -117,5 +117,7 @@ def test_lexical_shortcuts_decide_as_the_generic_matcher_does():
             premises = [text() for _ in range(rng.randint(0, 6))]
             hypotheses = [text() for _ in range(rng.randint(0, 5))]
             assert fast.states(premises, hypotheses) == Matcher.states(fast, premises, hypotheses)
+            assert (fast.supporting(premises, hypotheses, 0.8)
+                    == Matcher.supporting(fast, premises, hypotheses, 0.8))
             units = [[text() for _ in range(rng.randint(1, 3))] for _ in range(rng.randint(0, 4))]
             assert fast.covers(premises, units) == Matcher.covers(fast, premises, units)

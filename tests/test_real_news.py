@@ -1,5 +1,6 @@
 """Consensus on real news: independence from copied passages, per-unit witnesses, alignment vetoes,
 cleaning of scraped pages, and alignment precision on the labelled Multi-News pairs."""
+import json
 import subprocess
 import sys
 
@@ -131,6 +132,17 @@ def test_labelled_alignment_precision_is_at_least_0_9():
     m = instantiate(compose_cfg().matcher)  # the shipped matcher
     precision, recall, _ = precision_recall([s >= m.align_threshold for s in m.alignment_scores(pairs)], y)
     assert precision >= 0.9 and recall >= 0.4, (precision, recall)
+
+
+def test_labelled_sentence_witness_precision_is_at_least_0_9():
+    """The shipped witness decision (consensus.witness_threshold, witness_min_words) on the labelled sample."""
+    require_shared(MULTINEWS / "clusters.jsonl")
+    proc = subprocess.run([sys.executable, "scripts/witness_labels.py", "evaluate", "--data", str(MULTINEWS)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["pairs"] >= 200 and 0 < out["positives"] < out["pairs"]
+    assert out["shipped"]["precision"] >= 0.9 and out["shipped"]["predicted"] >= 40, out["shipped"]
 
 
 def test_alignment_labels_script_runs():

@@ -106,13 +106,18 @@ class Matcher(ABC):
         return {"name": self.name, "align_threshold": self.align_threshold,
                 "support_threshold": self.support_threshold, "alignment": self.alignment}
 
-    def states(self, premises: Sequence[str], hypotheses: Sequence[str]) -> list[bool]:
-        """For each hypothesis: does one of the premises support it (support >= support_threshold)?"""
-        if not premises:
-            return [False] * len(hypotheses)
+    def supporting(self, premises: Sequence[str], hypotheses: Sequence[str],
+                   threshold: float | None = None) -> list[int | None]:
+        """For each hypothesis: the index of the first premise that supports it (support >= `threshold`,
+        by default support_threshold), or None."""
+        t = self.support_threshold if threshold is None else threshold
         scores = self.support([(p, h) for h in hypotheses for p in premises])
         n = len(premises)
-        return [max(scores[i * n:(i + 1) * n]) >= self.support_threshold for i in range(len(hypotheses))]
+        return [next((j for j in range(n) if scores[i * n + j] >= t), None) for i in range(len(hypotheses))]
+
+    def states(self, premises: Sequence[str], hypotheses: Sequence[str]) -> list[bool]:
+        """For each hypothesis: does one of the premises support it (support >= support_threshold)?"""
+        return [i is not None for i in self.supporting(premises, hypotheses)]
 
     def covers(self, sentences: Sequence[str], units: Sequence[Sequence[str]]) -> list[bool]:
         """Does a text (given as its sentences) state each unit? A unit (its member facts' texts) is covered

@@ -31,13 +31,15 @@ class LexicalMatcher(Matcher):
     def support(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         return [self._support(features(p), features(h)) for p, h in pairs]
 
-    def states(self, premises: Sequence[str], hypotheses: Sequence[str]) -> list[bool]:
-        """`Matcher.states`, the same decisions with less work: a premise sharing fewer than
-        support_threshold of a hypothesis's content words cannot reach the threshold (the number and entity
-        factors only lower the score), so only premises found through an index of their words that share
-        enough are scored, and a hypothesis stops at its first supporting premise."""
-        if self.support_threshold <= 0:
-            return super().states(premises, hypotheses)
+    def supporting(self, premises: Sequence[str], hypotheses: Sequence[str],
+                   threshold: float | None = None) -> list[int | None]:
+        """`Matcher.supporting`, the same answers with less work: a premise sharing less than `threshold` of
+        a hypothesis's content words cannot reach it (the number and entity factors only lower the score),
+        so only premises found through an index of their words that share enough are scored, in order, up
+        to the first that supports the hypothesis."""
+        t = self.support_threshold if threshold is None else threshold
+        if t <= 0:
+            return super().supporting(premises, hypotheses, threshold)
         feats = [features(p) for p in premises]
         postings: dict[str, list[int]] = defaultdict(list)
         for i, f in enumerate(feats):
@@ -46,8 +48,8 @@ class LexicalMatcher(Matcher):
         out = []
         for h in map(features, hypotheses):
             shared = Counter(i for w in h.content for i in postings.get(w, ()))
-            candidates = sorted(i for i, n in shared.items() if n / len(h.content) >= self.support_threshold)
-            out.append(any(self._support(feats[i], h) >= self.support_threshold for i in candidates))
+            candidates = sorted(i for i, n in shared.items() if n / len(h.content) >= t)
+            out.append(next((i for i in candidates if self._support(feats[i], h) >= t), None))
         return out
 
     def covers(self, sentences: Sequence[str], units: Sequence[Sequence[str]]) -> list[bool]:

@@ -276,11 +276,13 @@ def _rounded(timings: dict[str, Any]) -> dict[str, Any]:
 def _unit_record(u, references: dict[str, dict[str, ReferenceUnit]], docs: list[Document]) -> dict[str, Any]:
     """A unit as consensus.jsonl holds it; `references`: each article's reference units by unit id."""
     source_names = {d.id: d.article.source for d in docs}
+    sentences = {d.id: d.sentences for d in docs}
     return {
         "unit_id": u.id, "cluster_id": u.cluster_id, "text": u.text, "support": u.support,
         "articles": list(u.articles), "outlets": sorted({source_names[a] for a in u.articles}),
         "sources": list(u.sources),
         "facts": [{"article_id": f.article_id, "text": f.text, "start": f.start, "end": f.end} for f in u.facts],
+        "stated_by": [{"article_id": a, "sentence": sentences[a][i].text} for a, i in u.stated_by],
         "reference_for": {d.id: {"weight": references[d.id][u.id].weight, "attainable": references[d.id][u.id].attainable}
                           for d in docs if u.id in references[d.id]},
     }

@@ -6,7 +6,7 @@ import heapq
 import itertools
 import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bench.matchers.base import Matcher
 from bench.text.words import features
@@ -22,6 +22,7 @@ class Unit:
     articles: tuple[str, ...]
     sources: tuple[str, ...]  # independent source groups that state it
     centrality: float = 0.0
+    stated_by: tuple[tuple[str, int], ...] = ()  # (article, sentence index): articles stating it in a sentence
 
     @property
     def support(self) -> int:
@@ -124,7 +125,12 @@ class ConsensusBuilder:
 
     def __init__(self, matcher: Matcher, min_support: int = 1, min_shared_words: int = 2,
                  max_postings: int = 50, max_candidates: int = 10, passage_words: int = 8,
-                 copy_threshold: float = 0.5, min_passages: int = 3, min_copied_share: float = 0.2):
+                 copy_threshold: float = 0.5, min_passages: int = 3, min_copied_share: float = 0.2,
+                 witness_threshold: float | None = 0.75, witness_min_words: int = 3):
+        if witness_threshold is not None and not 0 < witness_threshold <= 1:
+            raise ValueError(f"witness_threshold must be in (0, 1] or null, got {witness_threshold!r}")
+        self.witness_threshold = witness_threshold
+        self.witness_min_words = witness_min_words
         self.matcher = matcher
         self.min_support = min_support
         self.min_shared_words = min_shared_words
@@ -143,19 +149,44 @@ class ConsensusBuilder:
         facts = [f for d in docs for f in d.facts]
         groups, edges = self._align(facts)
         also = _also_stating(groups, edges, self.matcher.align_threshold)
+        stated = self._stated_in_sentences(docs, facts)
         units = []
         for n_group, (members, centrality) in enumerate(groups):
             member_facts = tuple(facts[i] for i in sorted(members, key=lambda i: (facts[i].article_id, i)))
-            arts = tuple(sorted({f.article_id for f in member_facts} | {facts[j].article_id for j in also[n_group]}))
+            aligned = {f.article_id for f in member_facts} | {facts[j].article_id for j in also[n_group]}
+            stated_by = {}
+            for i in sorted(members):
+                for article, sentence in stated.get(i, ()):
+                    if article not in aligned:
+                        stated_by.setdefault(article, sentence)
+            arts = tuple(sorted(aligned | set(stated_by)))
             srcs = tuple(frame.independent_sources(arts))
             if len(srcs) < max(2, self.min_support):
                 continue  # not corroborated: one witness is no consensus
             rep = facts[max(members, key=lambda i: (centrality.get(i, 0.0), -len(facts[i].text)))]
-            units.append(Unit("", cluster_id, rep.text, member_facts, arts, srcs))
+            units.append(Unit("", cluster_id, rep.text, member_facts, arts, srcs,
+                              stated_by=tuple(sorted(stated_by.items()))))
         units.sort(key=lambda u: (-u.support, u.facts[0].article_id, u.facts[0].start))
-        units = [Unit(f"{cluster_id}/u{n}", u.cluster_id, u.text, u.facts, u.articles, u.sources)
-                 for n, u in enumerate(units)]
+        units = [replace(u, id=f"{cluster_id}/u{n}") for n, u in enumerate(units)]
         return ClusterConsensus(cluster_id, units, source_of, deps, self.min_support)
+
+    def _stated_in_sentences(self, docs: list[Document], facts: list[Fact]) -> dict[int, list[tuple[str, int]]]:
+        """Fact index -> (article, sentence index) of the other articles with a sentence that supports the
+        fact by at least `witness_threshold`: those articles state it too, although none of their facts
+        aligned with it (a sentence that says it among other things). Facts with fewer than
+        `witness_min_words` content words ("It was Moonlight.") are too short to be found this way."""
+        if self.witness_threshold is None:
+            return {}
+        eligible = [i for i, f in enumerate(facts) if len(features(f.text).content) >= self.witness_min_words]
+        out: dict[int, list[tuple[str, int]]] = defaultdict(list)
+        for d in docs:
+            mine = [i for i in eligible if facts[i].article_id != d.id]
+            found = self.matcher.supporting([s.text for s in d.sentences], [facts[i].text for i in mine],
+                                            self.witness_threshold)
+            for i, sentence in zip(mine, found):
+                if sentence is not None:
+                    out[i].append((d.id, sentence))
+        return out
 
     # --- alignment -------------------------------------------------------------------------------
     def _align(self, facts: list[Fact]) -> tuple[list[tuple[set[int], dict[int, float]]], dict[tuple[int, int], float]]:
