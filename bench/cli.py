@@ -324,6 +324,9 @@ def cache_command(argv: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     argv = sys.argv[1:] if argv is None else argv
+    # a log line that cannot be written (cli.log on a full disk) must not print a traceback; the failure
+    # itself reaches the user as the one `bench: error:` line
+    logging.raiseExceptions = False
     commands = {"leaderboard": leaderboard_command, "compare": compare_command, "report": report_command,
                 "meta-eval": meta_eval_command, "validity": validity_command,
                 "cache": cache_command}
