@@ -73,15 +73,21 @@ def _locate_command(args) -> None:
 def load_pairs(labels: Path, data: Path) -> tuple[list[tuple[str, str]], list[int]]:
     if not (data / "clusters.jsonl").is_file():
         raise SystemExit(f"alignment_labels: {data}/clusters.jsonl not found (the labels point into it)")
+    return labelled_texts(labels, data, ("a", "b"))
+
+
+def labelled_texts(labels: Path, data: Path, sides: tuple[str, str]) -> tuple[list[tuple[str, str]], list[int]]:
+    """Each labelled record's two texts, rebuilt from `spans_<side>` in its article and checked against
+    `sha1_<side>`, and its label."""
     raw = _articles(data)
     pairs, y = [], []
     for line in labels.open():
         r = json.loads(line)
         texts = []
-        for side in ("a", "b"):
+        for side in sides:
             text = rebuild(r[f"spans_{side}"], raw[(r["cluster_id"], r[f"article_{side}"])])
             if hashlib.sha1(text.encode()).hexdigest()[:12] != r[f"sha1_{side}"]:
-                raise SystemExit(f"alignment_labels: pair {r['pair']}: the data differs from the labelled version")
+                raise SystemExit(f"{labels.name}: pair {r['pair']}: the data differs from the labelled version")
             texts.append(text)
         pairs.append((texts[0], texts[1]))
         y.append(int(r["label"]))
