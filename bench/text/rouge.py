@@ -18,9 +18,10 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")  # rouge-score's names
 
 class Rouge:
     """F-measures of rouge1, rouge2 and rougeLsum; rougeLsum reads sentences from the newline-joined text
-    (rouge-score's `split_summaries=False`)."""
+    (rouge-score's `split_summaries=False`). `cache_size` bounds each memo (texts' tokens, sentence pairs'
+    LCS), so that memory stays flat however many clusters a run scores."""
 
-    def __init__(self, use_stemmer: bool = True, cache_size: int = 500_000):
+    def __init__(self, use_stemmer: bool = True, cache_size: int = 100_000):
         from rouge_score import rouge_scorer, tokenize
         from rouge_score.tokenizers import DefaultTokenizer
 
