@@ -118,7 +118,9 @@ class ConsensusBuilder:
     are one outlet. A unit's support is the number of groups of its articles that are connected by such
     dependencies (decided per unit, among the unit's own articles), so an article that reprints a wire story
     and adds its own reporting is one witness with the wire for the facts both state, and an independent one
-    for the facts only it and third outlets state. A unit needs two independent witnesses (support >= 2);
+    for the facts only it and third outlets state. An article also witnesses a unit when one of its sentences
+    supports one of the unit's facts by at least `witness_threshold` (facts of at least `witness_min_words`
+    content words): it says the fact among other things. A unit needs two independent witnesses (support >= 2);
     it enters an article's reference when at least `min_support` independent sources other than the
     article's own state it.
     """
@@ -126,7 +128,7 @@ class ConsensusBuilder:
     def __init__(self, matcher: Matcher, min_support: int = 1, min_shared_words: int = 2,
                  max_postings: int = 50, max_candidates: int = 10, passage_words: int = 8,
                  copy_threshold: float = 0.5, min_passages: int = 3, min_copied_share: float = 0.2,
-                 witness_threshold: float | None = 0.75, witness_min_words: int = 3):
+                 witness_threshold: float | None = 0.85, witness_min_words: int = 3):
         if witness_threshold is not None and not 0 < witness_threshold <= 1:
             raise ValueError(f"witness_threshold must be in (0, 1] or null, got {witness_threshold!r}")
         self.witness_threshold = witness_threshold
