@@ -56,12 +56,12 @@ class Scorer:
             by_level[str(r.weight)][1] += 1
         facts = [f.text for f in item.summary_facts]
         if facts and ref:
-            in_consensus = self._supported(facts, [f.text for r in ref for f in r.unit.facts])
+            in_consensus = self.matcher.states([f.text for r in ref for f in r.unit.facts], facts)
             metrics["consensus_precision"] = sum(in_consensus) / len(facts)
         unsupported = []
         if facts:
             sources = [s.text for d in cluster_docs for s in d.sentences]
-            supported = self._supported(facts, sources)
+            supported = self.matcher.states(sources, facts)
             metrics["unsupported_rate"] = 1 - sum(supported) / len(facts)
             unsupported = [{"text": f.text, "start": f.start, "end": f.end}
                            for f, ok in zip(item.summary_facts, supported) if not ok]
@@ -88,6 +88,3 @@ class Scorer:
 
     def _covered(self, summary_sentences: Sequence[str], units: Sequence[ReferenceUnit]) -> list[bool]:
         return self.matcher.covers(summary_sentences, [[f.text for f in r.unit.facts] for r in units])
-
-    def _supported(self, hypotheses: Sequence[str], premises: Sequence[str]) -> list[bool]:
-        return self.matcher.states(premises, hypotheses)
