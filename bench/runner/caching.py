@@ -88,7 +88,7 @@ class CachedFacts:
 
     Texts missing from the cache are parsed in batches of `batch_texts` (times `n_process`), each written as
     soon as it is parsed and each looked up again just before it is parsed: shards that share one cache
-    (`cache.per_shard=false`) reuse each other's parses within a chunk. Shard i of n starts at the fraction
+    (`cache.per_shard` false, or `auto` on a local disk; `cache_path`) reuse each other's parses within a chunk. Shard i of n starts at the fraction
     i/n of the list (`start_fraction`), so that shards meeting the same texts parse different ones first.
     The order never changes a parse."""
 
