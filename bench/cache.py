@@ -23,9 +23,38 @@ from bench.types import BenchError
 BUSY_TIMEOUT_S = 120.0
 
 
+_CANONICAL_JSON = dict(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def key(*parts: Any) -> str:
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return hashlib.sha256(json.dumps(parts, **_CANONICAL_JSON).encode()).hexdigest()
+
+
+def streamed_key(*parts: Any) -> str:
+    """`key(*parts)`, the same digest, hashed piece by piece: for parts that hold whole runs (every score row,
+    every article), whose JSON would otherwise be built in memory at once."""
+    return streamed_sha256(parts)
+
+
+def streamed_sha256(obj: Any) -> str:
+    """sha256 of the canonical JSON of `obj`, fed to the hash piece by piece (lists two levels deep)."""
+    digest = hashlib.sha256()
+    for piece in _json_pieces(obj, depth=2):
+        digest.update(piece.encode())
+    return digest.hexdigest()
+
+
+def _json_pieces(obj: Any, depth: int):
+    """The canonical JSON of `obj` in pieces: lists and tuples down to `depth` are written element by element."""
+    if depth and isinstance(obj, (list, tuple)):
+        yield "["
+        for i, item in enumerate(obj):
+            if i:
+                yield ","
+            yield from _json_pieces(item, depth - 1)
+        yield "]"
+    else:
+        yield json.dumps(obj, **_CANONICAL_JSON)
 
 
 def text_hash(text: str) -> str:

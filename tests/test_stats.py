@@ -74,3 +74,27 @@ def test_cached_statistics_equal_the_computed_ones(tmp_path):
     second = CachedStatistics(cache).compute(["x", "y"], ["m"], "m", rows, stats)
     assert first == second == fresh
     assert len(cache._db().execute("SELECT key FROM entries WHERE namespace='statistics'").fetchall()) == 1
+
+
+def test_resamples_drawn_in_blocks_equal_one_big_draw(monkeypatch):
+    """Memory stays flat in the clusters: draws come in blocks, and the numbers are those of one draw."""
+    from bench.reporting import stats
+
+    values = _values(seed=3, clusters=60, per=3)
+    noisy = {k: x + (0.02 if int(k[0][1:]) % 3 else -0.01) for k, x in values.items()}
+    whole = (cluster_bootstrap_ci(values, 1000, seed=4), cluster_sign_flip_p(noisy, 10000, seed=4),
+             paired_test(values, noisy, 1000, seed=4))
+    monkeypatch.setattr(stats, "BLOCK_ELEMENTS", 7 * 60)  # 7 rows a block; the last one shorter
+    assert stats._row_blocks(1000, 60)[-1] == 1000 % 7
+    assert (cluster_bootstrap_ci(values, 1000, seed=4), cluster_sign_flip_p(noisy, 10000, seed=4),
+            paired_test(values, noisy, 1000, seed=4)) == whole
+
+
+def test_streamed_key_is_the_key_of_the_whole_json():
+    """The statistics' key and the data hash are fed to sha256 row by row, with the digest of one JSON text."""
+    from bench.cache import key, streamed_key
+
+    rows = [{"summarizer": "lead3", "metrics": {"r": 0.5, "n": None}, "by": {"2": [1, 2.25]}},
+            {"summarizer": "é\"x", "metrics": {}}, [], [[1, [2]], ("t", 3)], "text", 7, None]
+    for parts in [(), ("statistics",), ("statistics", ["a", "b"], {"seed": 0}, rows), (rows, rows[:1], [])]:
+        assert streamed_key(*parts) == key(*parts)

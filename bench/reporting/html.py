@@ -13,7 +13,7 @@ from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Collection
 
 from markupsafe import Markup as _Markup
 
@@ -28,14 +28,22 @@ CHART_LABEL_WIDTH, CHART_BAR_WIDTH, CHART_ROW_HEIGHT, CHART_TOP = 140, 520, 26, 
 DRILL_DOWN_CLUSTERS = 50  # the default of `html_clusters` and `bench report --clusters`
 
 
-def render(run_dir: Path, max_clusters: int | None = None) -> str:
+def render(run_dir: Path, max_clusters: int | None = None, board: Board | None = None,
+           cluster_ids: Collection[str] | None = None) -> str:
     """The page. The per-article drill-down shows the first `max_clusters` clusters by id (None: all): a
-    report of thousands of clusters stays a page a browser opens; the JSONL files hold every record."""
+    report of thousands of clusters stays a page a browser opens; the JSONL files hold every record.
+    A run that has just written `board` and knows its `cluster_ids` passes them, and only the shown
+    clusters' records are read back."""
     run_dir = Path(run_dir)
-    board = load_board(run_dir)
-    articles = read_records(run_dir, "articles")
-    all_clusters = sorted({a["cluster_id"] for a in articles})
+    board = load_board(run_dir) if board is None else board
+    if cluster_ids is None:
+        articles = read_records(run_dir, "articles")
+        all_clusters = sorted({a["cluster_id"] for a in articles})
+    else:
+        all_clusters, articles = sorted(set(cluster_ids)), None
     shown = set(all_clusters[:max_clusters] if max_clusters is not None else all_clusters)
+    if articles is None:
+        articles = read_records(run_dir, "articles", shown)
 
     page = _page(board, read_records(run_dir, "scores", shown), read_records(run_dir, "summaries", shown),
                  [a for a in articles if a["cluster_id"] in shown], read_records(run_dir, "consensus", shown))
@@ -45,9 +53,10 @@ def render(run_dir: Path, max_clusters: int | None = None) -> str:
         page=page, script=script.code, script_hash=script.sha256)
 
 
-def write_html(run_dir: Path, out: Path | None = None, max_clusters: int | None = None) -> Path:
+def write_html(run_dir: Path, out: Path | None = None, max_clusters: int | None = None, board: Board | None = None,
+               cluster_ids: Collection[str] | None = None) -> Path:
     out = Path(out) if out else Path(run_dir) / "report.html"
-    out.write_text(render(run_dir, max_clusters), encoding="utf-8")
+    out.write_text(render(run_dir, max_clusters, board, cluster_ids), encoding="utf-8")
     return out
 
 

@@ -41,10 +41,23 @@ def _grouped(values: Mapping[tuple[str, str], float]) -> tuple[np.ndarray, np.nd
     return np.array([sums[k] for k in keys]), np.array([counts[k] for k in keys], dtype=float)
 
 
+BLOCK_ELEMENTS = 1 << 20  # resamples are drawn in blocks of about this many draws: memory stays flat in the clusters
+
+
+def _row_blocks(n_rows: int, n_columns: int) -> list[int]:
+    """Row counts of consecutive blocks of an (n_rows, n_columns) draw. A generator's stream does not depend
+    on how a draw is split into blocks, so the blocks hold exactly the rows of the single big draw."""
+    step = max(1, BLOCK_ELEMENTS // max(1, n_columns))
+    return [min(step, n_rows - start) for start in range(0, n_rows, step)]
+
+
 def _resampled_means(sums: np.ndarray, counts: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(sums), size=(n_resamples, len(sums)))
-    return sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+    means = []
+    for rows in _row_blocks(n_resamples, len(sums)):
+        idx = rng.integers(0, len(sums), size=(rows, len(sums)))
+        means.append(sums[idx].sum(axis=1) / counts[idx].sum(axis=1))
+    return np.concatenate(means)
 
 
 def _bootstrap(values: Mapping[tuple[str, str], float], n_resamples: int, seed: int, confidence: float):
@@ -80,8 +93,10 @@ def cluster_sign_flip_p(values: Mapping[tuple[str, str], float], n_resamples: in
         stats = np.abs(signs @ sums)
         return float(np.mean(stats >= observed - tolerance))
     rng = np.random.default_rng(seed)
-    signs = rng.choice([-1.0, 1.0], size=(n_resamples, len(sums)))
-    hits = np.sum(np.abs(signs @ sums) >= observed - tolerance)
+    hits = 0
+    for rows in _row_blocks(n_resamples, len(sums)):
+        signs = rng.choice([-1.0, 1.0], size=(rows, len(sums)))
+        hits += int(np.sum(np.abs(signs @ sums) >= observed - tolerance))
     return float((hits + 1) / (n_resamples + 1)) if total else 1.0
 
 

@@ -7,6 +7,7 @@ for summaries, which may cost hours of model time): nothing that changes an outp
 outside the config (a local model), their content hashes are in the key too."""
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from bench.cache import Cache, code_hash, file_digest, key, source_hash, text_hash
+from bench.cache import Cache, code_hash, file_digest, key, source_hash, streamed_key, text_hash
 from bench.reporting.leaderboard import statistics
 from bench.runner.cache_guard import set_aside_if_corrupt
 from bench.stages.consensus import ClusterConsensus, ConsensusBuilder, ReferenceUnit
@@ -88,12 +89,13 @@ class CachedFacts:
 
     Texts missing from the cache are parsed in batches of `batch_texts` (times `n_process`), each written as
     soon as it is parsed and each looked up again just before it is parsed: shards that share one cache
-    (`cache.per_shard` false, or `auto` on a local disk; `cache_path`) reuse each other's parses within a chunk. Shard i of n starts at the fraction
-    i/n of the list (`start_fraction`), so that shards meeting the same texts parse different ones first.
-    The order never changes a parse."""
+    (`cache.per_shard` false, or `auto` on a local disk; `cache_path`) reuse each other's parses. The texts
+    go in the order of their keys, and shard i of n starts at the fraction i/n of the key space
+    (`start_fraction`): shards that meet the same texts parse different ones first, and each finds most of
+    the others' part in the cache. The order never changes a parse."""
 
     def __init__(self, extractor: FactExtractor, node: dict[str, Any], cache: Cache, n_process: int = 1,
-                 start_fraction: float = 0.0, batch_texts: int = 64):
+                 start_fraction: float = 0.0, batch_texts: int = 32):
         self.extractor, self.node, self.cache, self.n_process = extractor, node, cache, n_process
         self.start_fraction, self.batch_texts = start_fraction, batch_texts
 
@@ -101,8 +103,8 @@ class CachedFacts:
         """items: (owner id, text), as `FactExtractor.extract`."""
         keys = [part_key("facts", self.node, text_hash(text)) for _, text in items]
         hits = self.cache.get_many("facts", keys)
-        todo = list({k: text for k, (_, text) in zip(keys, items) if k not in hits}.items())
-        start = int(len(todo) * self.start_fraction)
+        todo = sorted({k: text for k, (_, text) in zip(keys, items) if k not in hits}.items())
+        start = bisect.bisect_left([k for k, _ in todo], key_space_point(self.start_fraction))
         todo = todo[start:] + todo[:start]
         size = self.batch_texts * max(1, self.n_process)
         for i in range(0, len(todo), size):
@@ -115,6 +117,11 @@ class CachedFacts:
                 self.cache.put_many("facts", list(zip(batch, fresh)), fmt="pickle")
                 hits.update(zip(batch, fresh))
         return [_owned(hits[k], owner) for k, (owner, _) in zip(keys, items)]
+
+
+def key_space_point(fraction: float) -> str:
+    """The hex key at `fraction` of the key space (keys are sha256 hex digests, so uniform in it)."""
+    return f"{min(int(fraction * 16 ** 8), 16 ** 8 - 1):08x}"
 
 
 def _owned(parsed: ParsedText, owner: str) -> ParsedText:
@@ -329,7 +336,7 @@ class CachedStatistics:
 
     def compute(self, summarizers: Sequence[str], metrics: Sequence[str], main: str,
                 score_rows: Sequence[dict[str, Any]], stats: dict[str, Any]) -> dict[str, Any]:
-        k = key("statistics", code_hash(), list(summarizers), list(metrics), main, stats, score_rows)
+        k = streamed_key("statistics", code_hash(), list(summarizers), list(metrics), main, stats, score_rows)
         hit = self.cache.get_many("statistics", [k], count=False).get(k)
         if hit is None:
             hit = statistics(summarizers, metrics, main, score_rows, stats)

@@ -143,7 +143,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     write_config(out_dir, OmegaConf.to_yaml(OmegaConf.create(resolved)))
     write_board(board, out_dir, to_markdown(board))
     if cfg.get("html", True):
-        write_html(out_dir, max_clusters=cfg.get("html_clusters"))
+        write_html(out_dir, max_clusters=cfg.get("html_clusters"), board=board,
+                   cluster_ids=[c.id for c in clusters])
     return board
 
 

@@ -9,6 +9,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench.cache import streamed_sha256
 from bench.types import Cluster
 
 # what changes how a run goes, never what it computes: left out of the config hash
@@ -28,8 +29,8 @@ def stable_hash(obj: Any, length: int = 16) -> str:
 
 def data_hash(clusters: list[Cluster]) -> str:
     """Articles and human summaries. A cluster without a human summary hashes as before summaries existed."""
-    return stable_hash([[c.id, [[a.id, a.source, a.title, a.text, a.date, a.url] for a in c.articles]]
-                        + ([c.summary] if c.summary is not None else []) for c in clusters])
+    return streamed_sha256([[c.id, [[a.id, a.source, a.title, a.text, a.date, a.url] for a in c.articles]]
+                            + ([c.summary] if c.summary is not None else []) for c in clusters])[:16]
 
 
 def package_versions() -> dict[str, str | None]:
