@@ -13,6 +13,7 @@ import os
 import re
 import sqlite3
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -378,6 +379,25 @@ class ValidateBeforeRun(Callback):
             _fail(f"config results_dir={config.results_dir!r}: {problem}")
 
 
+@contextmanager
+def _sweep_statistics(config):
+    """The merged board's statistics, through the cache file the shards shared (`cache.path`, when it exists),
+    so that a warm sweep does not redo its bootstrap; computed afresh otherwise (no new file is made)."""
+    from bench.reporting.leaderboard import statistics
+    from bench.runner.caching import CachedStatistics, cache_path, open_cache
+
+    whole = {"index": 0, "count": 1}
+    path = cache_path(config.cache, whole)
+    if path is None or not path.is_file():
+        yield statistics
+        return
+    cache = open_cache(config.cache, whole)
+    try:
+        yield CachedStatistics(cache).compute
+    finally:
+        cache.close()
+
+
 class MergeSweepLeaderboard(Callback):
     """Hydra callback: after a multirun, merge the jobs' leaderboards into the sweep directory."""
 
@@ -399,10 +419,12 @@ class MergeSweepLeaderboard(Callback):
             _fail(f"no finished job under {sweep}; nothing to merge"
                   + (f" (not finished: {'; '.join(unfinished)})" if unfinished else ""))
         try:
-            board, scores = merge([(str(p), *load_run(p)) for p in jobs])
+            with _sweep_statistics(config) as statistics_of:
+                board, scores = merge([(str(p), *load_run(p)) for p in jobs], statistics_of)
             md = to_markdown(board)
             write_merged(board, scores, jobs, sweep, md)
-            write_html(sweep, max_clusters=config.get("html_clusters", DRILL_DOWN_CLUSTERS))
+            if config.get("html", True):
+                write_html(sweep, max_clusters=config.get("html_clusters", DRILL_DOWN_CLUSTERS), board=board)
         except BenchError as e:  # e.g. an incomplete set of shards: the sweep fails, its job folders stay
             _fail(f"could not merge the sweep: {e}")
         print("\n=== combined leaderboard of the sweep ===\n" + md + f"results: {sweep}")

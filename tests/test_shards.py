@@ -294,3 +294,20 @@ def test_shards_on_one_machine_may_share_one_cache(demo_unsharded, tmp_path):
     assert {b["cache"]["path"] for b in boards} == {str(tmp_path / "cache.sqlite")}
     merged, _ = merge([(str(tmp_path / str(i)), *load_run(tmp_path / str(i))) for i in range(2)])
     assert comparable(merged) == comparable(demo_unsharded)
+
+
+def test_shards_parse_their_own_key_range_first_then_meet_the_others_frontiers():
+    from bench.cache import text_hash
+    from bench.runner.caching import shard_order
+
+    todo = sorted((text_hash(str(i)), str(i)) for i in range(40))
+    assert shard_order(todo, 0.0, 1.0) == todo  # one process: key order
+    for index, count in [(0, 2), (1, 2), (0, 3), (1, 3), (2, 3)]:
+        lo, hi = index / count, (index + 1) / count
+        order = shard_order(todo, lo, hi)
+        assert sorted(order) == todo
+        own = [k for k, _ in todo if lo <= int(k[:8], 16) / 16 ** 8 < hi]
+        assert [k for k, _ in order[:len(own)]] == own  # its own range, forward
+        rest = [k for k, _ in order[len(own):]]
+        below = [k for k, _ in todo if int(k[:8], 16) / 16 ** 8 < lo]
+        assert rest[:len(below)] == below[::-1]  # then backward from just below its start

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench.metrics import MAIN_METRIC, METRICS, format_interval, format_number, format_value, spec
@@ -213,12 +213,13 @@ def _combined(shards: list[tuple[str, Board, list[ScoreRow]]], count: int) -> Bo
             "skipped": [s for _, b, _ in shards for s in b.get("skipped", [])]}
 
 
-def merge(boards: Sequence[tuple[str, Board, list[ScoreRow]]]) -> tuple[Board, list[ScoreRow]]:
+def merge(boards: Sequence[tuple[str, Board, list[ScoreRow]]],
+          statistics_of: Callable[..., dict[str, Any]] = statistics) -> tuple[Board, list[ScoreRow]]:
     """Merge runs given as (label, board, score rows). Shards of one configuration are first combined
     into one run (`combine_shards`); then different summarizers over one dataset are merged. Refuses
     differing data, scorer or bootstrap settings; a summarizer in several runs is taken from the newest
-    run (said under `notes`); CIs and tests are recomputed over the merged score rows, which are returned
-    with the board."""
+    run (said under `notes`); CIs and tests are recomputed over the merged score rows (by `statistics_of`,
+    `statistics` or its cached form), which are returned with the board."""
     if not boards:
         raise BenchError("no leaderboards to merge")
     combined = combine_shards(boards)
@@ -251,7 +252,9 @@ def merge(boards: Sequence[tuple[str, Board, list[ScoreRow]]]) -> tuple[Board, l
         "runs": [label for label, _, _ in boards], "notes": notes,
         "skipped": list(first.get("skipped", [])),
     }
-    add_statistics(board, score_rows, sig["bootstrap"])
+    stats = sig["bootstrap"]
+    add_statistics(board, score_rows, stats, statistics_of([r["summarizer"] for r in rows], board["metrics"],
+                                                           MAIN_METRIC, score_rows, stats))
     return board, score_rows
 
 

@@ -90,22 +90,22 @@ class CachedFacts:
     Texts missing from the cache are parsed in batches of `batch_texts` (times `n_process`), each written as
     soon as it is parsed and each looked up again just before it is parsed: shards that share one cache
     (`cache.per_shard` false, or `auto` on a local disk; `cache_path`) reuse each other's parses. The texts
-    go in the order of their keys, and shard i of n starts at the fraction i/n of the key space
-    (`start_fraction`): shards that meet the same texts parse different ones first, and each finds most of
-    the others' part in the cache. The order never changes a parse."""
+    go in the order of their keys: shard i of n owns the range [i/n, (i+1)/n) of the key space
+    (`start_fraction`, `end_fraction`) and parses it first, then the others' ranges backward
+    (`shard_order`): shards that meet the same texts parse different ones, and each finds most of the
+    others' part in the cache. The order never changes a parse."""
 
     def __init__(self, extractor: FactExtractor, node: dict[str, Any], cache: Cache, n_process: int = 1,
-                 start_fraction: float = 0.0, batch_texts: int = 32):
+                 start_fraction: float = 0.0, end_fraction: float = 1.0, batch_texts: int = 32):
         self.extractor, self.node, self.cache, self.n_process = extractor, node, cache, n_process
-        self.start_fraction, self.batch_texts = start_fraction, batch_texts
+        self.start_fraction, self.end_fraction, self.batch_texts = start_fraction, end_fraction, batch_texts
 
     def extract(self, items: Sequence[tuple[str, str]]) -> list[ParsedText]:
         """items: (owner id, text), as `FactExtractor.extract`."""
         keys = [part_key("facts", self.node, text_hash(text)) for _, text in items]
         hits = self.cache.get_many("facts", keys)
         todo = sorted({k: text for k, (_, text) in zip(keys, items) if k not in hits}.items())
-        start = bisect.bisect_left([k for k, _ in todo], key_space_point(self.start_fraction))
-        todo = todo[start:] + todo[:start]
+        todo = shard_order(todo, self.start_fraction, self.end_fraction)
         size = self.batch_texts * max(1, self.n_process)
         for i in range(0, len(todo), size):
             batch = dict(todo[i:i + size])
@@ -117,6 +117,17 @@ class CachedFacts:
                 self.cache.put_many("facts", list(zip(batch, fresh)), fmt="pickle")
                 hits.update(zip(batch, fresh))
         return [_owned(hits[k], owner) for k, (owner, _) in zip(keys, items)]
+
+
+def shard_order(todo: list[tuple[str, str]], start: float, end: float) -> list[tuple[str, str]]:
+    """`todo` (sorted by key) in the order a shard owning the key range [start, end) parses it: its own range
+    forward, then the others' backward from just below `start`. Each other shard works forward through
+    its own range, so this one meets it at its frontier rather than following it through the range."""
+    keys = [k for k, _ in todo]
+    lo, hi = bisect.bisect_left(keys, key_space_point(start)), bisect.bisect_left(keys, key_space_point(end))
+    if end >= 1.0:
+        hi = len(todo)
+    return todo[lo:hi] + (todo[:lo][::-1] + todo[hi:][::-1])
 
 
 def key_space_point(fraction: float) -> str:

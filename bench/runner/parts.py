@@ -94,7 +94,8 @@ def build_stages(cfg: DictConfig, cache: Cache) -> Stages:
     return Stages(
         dataset=parts["dataset"], cleaner=parts["cleaner"],
         facts=CachedFacts(parts["facts"], resolved["facts"], cache, resolved.get("spacy_processes", 1),
-                          start_fraction=resolved.get("shard", 0) / max(1, resolved.get("shards", 1))),
+                          start_fraction=resolved.get("shard", 0) / max(1, resolved.get("shards", 1)),
+                          end_fraction=(resolved.get("shard", 0) + 1) / max(1, resolved.get("shards", 1))),
         consensus=CachedConsensus(parts["consensus"], upstream, cache), summarizers=summarizers,
         scorer=CachedScorer(parts["scorer"], {**upstream, "score": resolved["score"]}, cache),
         chunks=ChunkReplay(cache, results, summarizers))
