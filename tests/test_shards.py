@@ -206,6 +206,7 @@ def test_launcher_sweep_of_two_shards_merges_to_the_unsharded_run(launcher, demo
     assert merged["signature"]["shards"] == {"count": 2, "combined": True,
                                              "assignment": jobs[0]["signature"]["shards"]["assignment"]}
     assert comparable(merged) == comparable(demo_unsharded)
+    assert not (sweep / "report.html").exists()  # html=false holds for the sweep's merge too
     # cache.per_shard=auto: one shared file on a local disk, else one per shard
     shared = local_file_system(tmp_path)
     assert sorted(p.name for p in tmp_path.glob("cache*.sqlite")) == (
