@@ -19,7 +19,7 @@ from markupsafe import Markup as _Markup
 
 from bench.metrics import format_interval, format_number, format_value, spec
 from bench.reporting.leaderboard import shown_metrics
-from bench.reporting.records import Board, Row, load_board, read_records
+from bench.reporting.records import Board, Row, load_board, read_records, record_cluster_ids
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 CHART_LABEL_WIDTH, CHART_BAR_WIDTH, CHART_ROW_HEIGHT, CHART_TOP = 140, 520, 26, 24
@@ -36,17 +36,11 @@ def render(run_dir: Path, max_clusters: int | None = None, board: Board | None =
     clusters' records are read back."""
     run_dir = Path(run_dir)
     board = load_board(run_dir) if board is None else board
-    if cluster_ids is None:
-        articles = read_records(run_dir, "articles")
-        all_clusters = sorted({a["cluster_id"] for a in articles})
-    else:
-        all_clusters, articles = sorted(set(cluster_ids)), None
+    all_clusters = sorted(set(record_cluster_ids(run_dir, "articles") if cluster_ids is None else cluster_ids))
     shown = set(all_clusters[:max_clusters] if max_clusters is not None else all_clusters)
-    if articles is None:
-        articles = read_records(run_dir, "articles", shown)
 
     page = _page(board, read_records(run_dir, "scores", shown), read_records(run_dir, "summaries", shown),
-                 [a for a in articles if a["cluster_id"] in shown], read_records(run_dir, "consensus", shown))
+                 read_records(run_dir, "articles", shown), read_records(run_dir, "consensus", shown))
     page.drill_down = View(shown=len(shown), total=len(all_clusters))
     script = _script()
     return _environment().get_template("report.html.j2").render(

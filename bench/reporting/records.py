@@ -250,6 +250,22 @@ def read_records(run_dir: Path, name: str, clusters: Collection[str] | None = No
     return [r for r in read_jsonl(path, maybe_wanted) if r.get("cluster_id") in wanted]
 
 
+def record_cluster_ids(run_dir: Path, name: str) -> set[str]:
+    """The cluster ids of a run's `<name>.jsonl` records, read from each line's `"cluster_id"` field as the
+    writer spells it; only lines without that field are parsed."""
+    assert name in RECORD_FILES, name
+    ids: set[str] = set()
+
+    def unless_spelled(line: str) -> bool:
+        field = _CLUSTER_FIELD.search(line)
+        if field is not None:
+            ids.add(json.loads(field.group(1)))
+        return field is None
+
+    parsed = read_jsonl(Path(run_dir) / f"{name}.jsonl", unless_spelled)
+    return ids | {r["cluster_id"] for r in parsed if isinstance(r.get("cluster_id"), str)}
+
+
 def has_records(run_dir: Path, name: str) -> bool:
     assert name in RECORD_FILES, name
     return (Path(run_dir) / f"{name}.jsonl").is_file()

@@ -1,8 +1,6 @@
 """Signatures that make every result traceable: config hash, data hash, package versions, git commit."""
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 import subprocess
 from importlib import metadata
@@ -23,14 +21,14 @@ PACKAGES = ("bench", "torch", "transformers", "datasets", "spacy", "en-core-web-
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:
-    blob = json.dumps(obj, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+    """sha256 of the canonical JSON of `obj` (the cache keys' JSON), streamed, cut to `length` hex digits."""
+    return streamed_sha256(obj)[:length]
 
 
 def data_hash(clusters: list[Cluster]) -> str:
     """Articles and human summaries. A cluster without a human summary hashes as before summaries existed."""
-    return streamed_sha256([[c.id, [[a.id, a.source, a.title, a.text, a.date, a.url] for a in c.articles]]
-                            + ([c.summary] if c.summary is not None else []) for c in clusters])[:16]
+    return stable_hash([[c.id, [[a.id, a.source, a.title, a.text, a.date, a.url] for a in c.articles]]
+                        + ([c.summary] if c.summary is not None else []) for c in clusters])
 
 
 def package_versions() -> dict[str, str | None]:
