@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -74,6 +75,34 @@ def test_cached_statistics_equal_the_computed_ones(tmp_path):
     second = CachedStatistics(cache).compute(["x", "y"], ["m"], "m", rows, stats)
     assert first == second == fresh
     assert len(cache._db().execute("SELECT key FROM entries WHERE namespace='statistics'").fetchall()) == 1
+
+
+def test_statistics_keyed_by_the_scores_file_digest(tmp_path):
+    """A run keys its statistics by the sha256 of the scores.jsonl it wrote (written and replayed lines alike):
+    the same file reads the cached statistics, a file that differs in one row computes them afresh."""
+    import hashlib
+
+    from bench.cache import Cache
+    from bench.reporting.records import RecordWriter
+    from bench.runner.caching import CachedStatistics
+
+    rows = [{"summarizer": s, "cluster_id": f"c{i % 5}", "article_id": f"a{i}", "status": "ok",
+             "metrics": {"m": (i * (3 if s == "x" else 7)) % 11 / 10}} for s in ("x", "y") for i in range(40)]
+    writer = RecordWriter(tmp_path)
+    writer.write("scores", rows[0])
+    writer.replay({"scores": [json.dumps(r, ensure_ascii=False) + "\n" for r in rows[1:]]})
+    digest = writer.digest("scores")
+    writer.close()
+    assert digest == hashlib.sha256((tmp_path / "scores.jsonl").read_bytes()).hexdigest()
+
+    stats = {"seed": 3, "resamples": 200, "confidence": 0.9, "alpha": 0.05}
+    cache = Cache(tmp_path / "c.sqlite")
+    compute = CachedStatistics(cache).compute
+    first = compute(["x", "y"], ["m"], "m", rows, stats, scores_digest=digest)
+    changed = [{**rows[0], "metrics": {"m": 0.0 if rows[0]["metrics"]["m"] else 1.0}}] + rows[1:]
+    other = compute(["x", "y"], ["m"], "m", changed, stats, scores_digest=hashlib.sha256(b"other").hexdigest())
+    assert compute(["x", "y"], ["m"], "m", rows, stats, scores_digest=digest) == first != other
+    assert len(cache._db().execute("SELECT key FROM entries WHERE namespace='statistics'").fetchall()) == 2
 
 
 def test_resamples_drawn_in_blocks_equal_one_big_draw(monkeypatch):

@@ -11,6 +11,7 @@ that no longer exists: `describe_status` says so. `leaderboard`, `compare` and `
 directory that is not finished (directories without a status, from older versions, are accepted)."""
 # no `from __future__ import annotations` here: TypedDict reads NotRequired[...] only from evaluated annotations
 
+import hashlib
 import json
 import os
 import re
@@ -159,11 +160,14 @@ class RecordWriter:
 
     def __init__(self, out_dir: Path):
         self.files = {n: open(Path(out_dir) / f"{n}.jsonl", "w") for n in RECORD_FILES}
+        self.digests = {"scores": hashlib.sha256()}  # the statistics' cache key (bench.runner.caching)
         self.recorded: dict[str, list[str]] | None = None
 
     def write(self, name: str, record: dict[str, Any]) -> None:
         line = json.dumps(record, ensure_ascii=False) + "\n"
         self.files[name].write(line)
+        if name in self.digests:
+            self.digests[name].update(line.encode())
         if self.recorded is not None:
             if name == "summaries":  # as a warm run writes it: read from the cache
                 line = json.dumps({**record, "meta": {**record["meta"], "cached": True}}, ensure_ascii=False) + "\n"
@@ -171,7 +175,14 @@ class RecordWriter:
 
     def replay(self, recorded: dict[str, list[str]]) -> None:
         for name, lines in recorded.items():
-            self.files[name].write("".join(lines))
+            text = "".join(lines)
+            self.files[name].write(text)
+            if name in self.digests:
+                self.digests[name].update(text.encode())
+
+    def digest(self, name: str) -> str:
+        """sha256 of what has been written to `<name>.jsonl` so far (kept for scores.jsonl only)."""
+        return self.digests[name].hexdigest()
 
     def flush(self) -> None:
         for fh in self.files.values():

@@ -346,8 +346,12 @@ class CachedStatistics:
         self.cache = cache
 
     def compute(self, summarizers: Sequence[str], metrics: Sequence[str], main: str,
-                score_rows: Sequence[dict[str, Any]], stats: dict[str, Any]) -> dict[str, Any]:
-        k = streamed_key("statistics", code_hash(), list(summarizers), list(metrics), main, stats, score_rows)
+                score_rows: Sequence[dict[str, Any]], stats: dict[str, Any],
+                scores_digest: str | None = None) -> dict[str, Any]:
+        """`scores_digest`: the sha256 of the run's scores.jsonl, whose lines hold `score_rows` (each row is a
+        projection of its line), keys them without encoding every row again."""
+        rows = {"scores.jsonl sha256": scores_digest} if scores_digest is not None else score_rows
+        k = streamed_key("statistics", code_hash(), list(summarizers), list(metrics), main, stats, rows)
         hit = self.cache.get_many("statistics", [k], count=False).get(k)
         if hit is None:
             hit = statistics(summarizers, metrics, main, score_rows, stats)

@@ -116,7 +116,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         rows = leaderboard_rows(score_rows, identities)
         stats = {**DEFAULT_STATS, **(resolved.get("stats") or {})}
         computed = CachedStatistics(cache).compute([r["summarizer"] for r in rows], METRICS, MAIN_METRIC,
-                                                   score_rows, stats)
+                                                   score_rows, stats, scores_digest=outputs.digest("scores"))
     finally:
         outputs.close()
         cache.close()
