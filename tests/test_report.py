@@ -237,3 +237,33 @@ def test_html_renders_in_headless_chromium_and_nothing_planted_runs(hostile_run,
     shot = tmp_path / "report.png"
     _chromium_run("--window-size=1400,1600", f"--screenshot={shot}", url)
     assert shot.is_file() and shot.stat().st_size > 20_000
+
+
+def test_merged_files_copy_the_chosen_runs_lines(tmp_path):
+    """A merge writes each chosen summarizer's summaries and scores as lines copied from the runs they came
+    from (file order for summaries, `score_rows` order for scores); a line spelled another way is parsed."""
+    from bench.reporting.records import write_merged
+
+    def line(rec, compact=False):
+        return json.dumps(rec, ensure_ascii=False, separators=(",", ":") if compact else None) + "\n"
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    recs = {}
+    for run, names in ((old, ("x", "y")), (new, ("y",))):
+        run.mkdir()
+        recs[run] = [{"summarizer": n, "cluster_id": f"c{i}", "article_id": f"a{i}", "status": "ok",
+                      "metrics": {"m": i / 7}, "from": run.name} for i in range(3) for n in names]
+        (run / "scores.jsonl").write_text("".join(line(r, compact=i == 1) for i, r in enumerate(recs[run])))
+        (run / "summaries.jsonl").write_text("".join(line({**r, "text": 'says "summarizer": "y"'}) for r in recs[run]))
+    board = {"rows": [{"summarizer": "x", "run": str(old)}, {"summarizer": "y", "run": str(new)}]}
+    chosen_rows = [r for r in recs[old] if r["summarizer"] == "x"] + recs[new]
+    write_merged(board, chosen_rows, [old, new], tmp_path / "m", "md")
+    scores = (tmp_path / "m" / "scores.jsonl").read_text().splitlines(keepends=True)
+    assert [json.loads(s) for s in scores] == chosen_rows
+    assert scores[0] == (old / "scores.jsonl").read_text().splitlines(keepends=True)[0]
+    summaries = [json.loads(s) for s in (tmp_path / "m" / "summaries.jsonl").read_text().splitlines()]
+    assert [(s["from"], s["summarizer"]) for s in summaries] == [("old", "x")] * 3 + [("new", "y")] * 3
+
+    changed = [dict(r, status="failed") for r in chosen_rows]  # rows that no run's lines hold: encoded afresh
+    write_merged(board, changed, [old, new], tmp_path / "m2", "md")
+    assert [json.loads(s) for s in (tmp_path / "m2" / "scores.jsonl").read_text().splitlines()] == changed

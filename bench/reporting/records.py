@@ -209,15 +209,12 @@ def write_merged(board: Board, score_rows: Sequence[ScoreRow], sources: Sequence
     merged, compared and reported again."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    chosen = {(r["summarizer"], d) for r in board["rows"] for d in r.get("run_dirs", [r["run"]])}
-    with open(out_dir / "scores.jsonl", "w") as fh:
-        for r in score_rows:
-            fh.write(json.dumps(r, ensure_ascii=False) + "\n")
-    with open(out_dir / "summaries.jsonl", "w") as fh:
+    dirs_of = {r["summarizer"]: [str(d) for d in r.get("run_dirs", [r["run"]])] for r in board["rows"]}
+    _write_scores(out_dir / "scores.jsonl", score_rows, dirs_of)
+    with open(out_dir / "summaries.jsonl", "w", encoding="utf-8") as fh:
         for src in sources:
-            for r in read_records(src, "summaries"):
-                if (r["summarizer"], str(src)) in chosen:
-                    fh.write(json.dumps(r, ensure_ascii=False) + "\n")
+            fh.writelines(line for name, line in _summarizer_lines(Path(src) / "summaries.jsonl")
+                          if str(src) in dirs_of.get(name, ()))
     # the data-side files are equal across runs of one dataset; shards hold one part each
     whole = board["rows"][0].get("run_dirs", [str(sources[0])]) if board["rows"] else [str(sources[0])]
     for name in DATA_FILES:
@@ -231,8 +228,45 @@ def write_merged(board: Board, score_rows: Sequence[ScoreRow], sources: Sequence
     write_board(board, out_dir, markdown)
 
 
+def _write_scores(path: Path, score_rows: Sequence[ScoreRow], dirs_of: dict[str, list[str]]) -> None:
+    """The merged scores: each summarizer's rows, in `score_rows` order (summarizer by summarizer, its runs
+    in order), copied as lines from the runs they were read from; encoded afresh if those lines do not
+    account for the rows one to one."""
+    names = list(dict.fromkeys(r["summarizer"] for r in score_rows))
+    files = {d: _summarizer_lines(Path(d) / "scores.jsonl") for name in names for d in dirs_of.get(name, ())}
+    lines = [line for name in names for d in dirs_of.get(name, ()) for of, line in files[d] if of == name]
+    if len(lines) != len(score_rows) or any(json.loads(line) != r for line, r in zip(lines[:1] + lines[-1:],
+                                                                                    score_rows[:1] + score_rows[-1:])):
+        lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in score_rows]
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(lines)
+
+
 # --- reading ---------------------------------------------------------------------------------------------
 _CLUSTER_FIELD = re.compile(r'"cluster_id": ("(?:[^"\\]|\\.)*")')
+_SUMMARIZER_FIELD = re.compile(r'"summarizer": ("(?:[^"\\]|\\.)*")')
+
+
+def _summarizer_lines(path: Path) -> list[tuple[str, str]]:
+    """A run file's lines (summaries or scores) in order, each with its `"summarizer"` field as the writer
+    spells it, read without parsing the line; a line whose field is not spelled so is parsed."""
+    if not path.is_file():
+        raise BenchError(f"{path} is missing (is {path.parent} a finished bench run directory?)")
+    out, decoded = [], {}
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            field = _SUMMARIZER_FIELD.search(line)
+            spelled = field.group(1) if field else None
+            try:
+                if spelled not in decoded:
+                    decoded[spelled] = json.loads(spelled) if field else None
+                name = decoded[spelled] if field else json.loads(line)["summarizer"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise BenchError(f"{path}:{lineno}: not a record with a summarizer") from None
+            out.append((name, line if line.endswith("\n") else line + "\n"))
+    return out
 
 
 def read_jsonl(path: Path, keep: Callable[[str], bool] | None = None) -> list[dict[str, Any]]:
