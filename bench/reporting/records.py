@@ -235,8 +235,8 @@ def _write_scores(path: Path, score_rows: Sequence[ScoreRow], dirs_of: dict[str,
     names = list(dict.fromkeys(r["summarizer"] for r in score_rows))
     files = {d: _summarizer_lines(Path(d) / "scores.jsonl") for name in names for d in dirs_of.get(name, ())}
     lines = [line for name in names for d in dirs_of.get(name, ()) for of, line in files[d] if of == name]
-    if len(lines) != len(score_rows) or any(json.loads(line) != r for line, r in zip(lines[:1] + lines[-1:],
-                                                                                    score_rows[:1] + score_rows[-1:])):
+    if len(lines) != len(score_rows) or any(_spelled_ids(line) != (r["summarizer"], r["cluster_id"], r["article_id"])
+                                            for line, r in zip(lines, score_rows)):
         lines = [json.dumps(r, ensure_ascii=False) + "\n" for r in score_rows]
     with open(path, "w", encoding="utf-8") as fh:
         fh.writelines(lines)
@@ -245,11 +245,19 @@ def _write_scores(path: Path, score_rows: Sequence[ScoreRow], dirs_of: dict[str,
 # --- reading ---------------------------------------------------------------------------------------------
 _CLUSTER_FIELD = re.compile(r'"cluster_id": ("(?:[^"\\]|\\.)*")')
 _SUMMARIZER_FIELD = re.compile(r'"summarizer": ("(?:[^"\\]|\\.)*")')
+_ARTICLE_FIELD = re.compile(r'"article_id": ("(?:[^"\\]|\\.)*")')
+
+
+def _spelled_ids(line: str) -> tuple[Any, Any, Any]:
+    """(summarizer, cluster_id, article_id) of a score line, from its fields as the writer spells them."""
+    fields = (_SUMMARIZER_FIELD.search(line), _CLUSTER_FIELD.search(line), _ARTICLE_FIELD.search(line))
+    return tuple(json.loads(f.group(1)) if f else None for f in fields)
 
 
 def _summarizer_lines(path: Path) -> list[tuple[str, str]]:
     """A run file's lines (summaries or scores) in order, each with its `"summarizer"` field as the writer
-    spells it, read without parsing the line; a line whose field is not spelled so is parsed."""
+    spells it, read without parsing the line. A line whose field is not spelled so, or that does not end
+    its object (a truncated line), is parsed strictly."""
     if not path.is_file():
         raise BenchError(f"{path} is missing (is {path.parent} a finished bench run directory?)")
     out, decoded = [], {}
@@ -257,7 +265,7 @@ def _summarizer_lines(path: Path) -> list[tuple[str, str]]:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            field = _SUMMARIZER_FIELD.search(line)
+            field = _SUMMARIZER_FIELD.search(line) if line.rstrip().endswith("}") else None  # else: parsed, strictly
             spelled = field.group(1) if field else None
             try:
                 if spelled not in decoded:

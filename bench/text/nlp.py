@@ -2,7 +2,9 @@
 locations given as hub ids, folders, or folders inside installed packages."""
 from __future__ import annotations
 
+import functools
 import importlib.util
+import operator
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,11 +23,13 @@ def _paragraph_breaks(doc):
     return doc
 
 
-def _numpy_gemm_ops():
+@lru_cache(maxsize=1)
+def _numpy_gemm_ops_class():
     """thinc's CPU ops with matrix products through numpy's BLAS instead of thinc's bundled blis: about 6x
     faster per product here (AVX-512 kernels, both cores), the same floats to the tolerance a tag or arc
     depends on (every tag and arc of the demo, the seed cluster and multinews-dev is unchanged). Like
-    thinc-apple-ops, it overrides `gemm` only."""
+    thinc-apple-ops, it overrides `gemm` only. Made on first use (importing thinc is slow) and reachable as
+    `bench.text.nlp.NumpyGemmOps`, so that a pipeline using it pickles (spaCy's n_process under spawn)."""
     import numpy
     from thinc.api import NumpyOps
 
@@ -39,14 +43,21 @@ def _numpy_gemm_ops():
             out[...] = product
             return out
 
-    return NumpyGemmOps()
+    NumpyGemmOps.__module__, NumpyGemmOps.__qualname__ = __name__, "NumpyGemmOps"
+    return NumpyGemmOps
+
+
+def __getattr__(name: str):
+    if name == "NumpyGemmOps":
+        return _numpy_gemm_ops_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _use_numpy_gemm(nlp) -> None:
     """Give every CPU (NumpyOps) layer of the loaded pipeline the numpy-gemm ops; GPU ops are left alone."""
     from thinc.api import NumpyOps
 
-    ops = _numpy_gemm_ops()
+    ops = _numpy_gemm_ops_class()()
     for _, pipe in nlp.pipeline:
         model = getattr(pipe, "model", None)
         if model is None:
@@ -61,17 +72,24 @@ _INDEXED_ATTRS = ("TAG", "LOWER", "DEP", "IS_SPACE", "ORTH")
 _UNMENTIONED = 2**64 - 1  # stands for every value that no indexed pattern names
 
 
-def _value_test(value):
-    """A test of one token attribute's value, for the pattern values spaCy's Matcher reads alike: a string or
-    bool (equal), or {"IN": [...]} / {"NOT_IN": [...]}; None for anything else (REGEX, comparisons, ...)."""
-    if isinstance(value, (str, bool)):
-        return (value,), lambda v: v == value
-    if isinstance(value, dict) and value and set(value) <= {"IN", "NOT_IN"}:
-        inside, outside = set(value.get("IN", ())), set(value.get("NOT_IN", ()))
-        if "IN" in value:
-            return inside | outside, lambda v: v in inside and v not in outside
-        return outside, lambda v: v not in outside
+def _value_test(attr: str, value):
+    """(the values it names, a test of one token attribute's value) for the pattern values whose meaning is
+    plain: IS_SPACE equal to a bool; a string attribute equal to a string, or {"IN": [...]} / {"NOT_IN": [...]}
+    of strings. None for anything else (REGEX, comparisons, numbers standing for hashes, ...), which the
+    Matcher keeps."""
+    wanted = bool if attr == "IS_SPACE" else str
+    if type(value) is wanted:
+        return (value,), functools.partial(operator.eq, value)
+    if (wanted is str and isinstance(value, dict) and value and set(value) <= {"IN", "NOT_IN"}
+            and all(isinstance(v, list) and all(type(x) is str for x in v) for v in value.values())):
+        inside = frozenset(value["IN"]) if "IN" in value else None
+        outside = frozenset(value.get("NOT_IN", ()))
+        return (inside or frozenset()) | outside, functools.partial(_in_and_not_in, inside, outside)
     return None
+
+
+def _in_and_not_in(inside: frozenset | None, outside: frozenset, v) -> bool:
+    return (inside is None or v in inside) and v not in outside
 
 
 class IndexedRulerMatch:
@@ -84,12 +102,20 @@ class IndexedRulerMatch:
     same order (tests/test_facts.py compares both on every token)."""
 
     def __init__(self, ruler):
+        self.ruler = ruler  # the index is built on first use: an unpickled ruler is not whole yet here
+        self.built = False
+
+    def __reduce__(self):  # rebuilt from its ruler: its tests are functions of the ruler's patterns
+        return IndexedRulerMatch, (self.ruler,)
+
+    def _build(self) -> None:
         import numpy
         from spacy.attrs import IDS
         from spacy.matcher import Matcher
 
+        ruler = self.ruler
         self.strings = ruler.vocab.strings
-        self.rest = Matcher(ruler.vocab)
+        self.rest = Matcher(ruler.vocab, validate=False)  # as the ruler's own Matcher
         self.single: list[tuple[int, int, list[tuple[str, object]]]] = []
         named: dict[str, set] = {}
         for rule, spec in enumerate(ruler.patterns):
@@ -98,7 +124,7 @@ class IndexedRulerMatch:
             for pattern in spec["patterns"]:
                 tests = None
                 if len(pattern) == 1 and set(pattern[0]) <= set(_INDEXED_ATTRS):
-                    tests = {a: _value_test(v) for a, v in pattern[0].items()}
+                    tests = {a: _value_test(a, v) for a, v in pattern[0].items()}
                 if tests and all(t is not None for t in tests.values()):
                     self.single.append((rule, match_id, [(a, t[1]) for a, t in tests.items()]))
                     for a, (values, _) in tests.items():
@@ -112,6 +138,7 @@ class IndexedRulerMatch:
         self.named = [None if a == "IS_SPACE" else numpy.array(sorted(self.strings.add(v) for v in named[a]),
                                                                  dtype=numpy.uint64) for a in self.attrs]
         self._matching: dict[tuple, tuple[tuple[int, int], ...]] = {}
+        self.built = True
 
     def _rules_for(self, key: tuple) -> tuple[tuple[int, int], ...]:
         value = {a: (bool(h) if a == "IS_SPACE" else None if h == _UNMENTIONED else self.strings[h])
@@ -122,6 +149,8 @@ class IndexedRulerMatch:
     def __call__(self, doc) -> list[tuple[int, int, int, int]]:
         import numpy
 
+        if not self.built:
+            self._build()
         matches = []
         if len(doc) and self.attrs:
             values = doc.to_array(self.attr_ids).reshape(len(doc), len(self.attrs))
@@ -138,8 +167,7 @@ class IndexedRulerMatch:
         if len(self.rest):
             matches.extend((int(self.strings[m]), m, s, e) for m, s, e in self.rest(doc, allow_missing=True,
                                                                                    as_spans=False))
-        matches.sort()
-        return matches
+        return sorted(set(matches))  # the Matcher lists a (rule, start, end) once, whichever patterns found it
 
 
 def _index_attribute_ruler(nlp) -> None:
