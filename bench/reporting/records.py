@@ -233,7 +233,8 @@ def _write_scores(path: Path, score_rows: Sequence[ScoreRow], dirs_of: dict[str,
     in order), copied as lines from the runs they were read from; encoded afresh if those lines do not
     account for the rows one to one."""
     names = list(dict.fromkeys(r["summarizer"] for r in score_rows))
-    files = {d: _summarizer_lines(Path(d) / "scores.jsonl") for name in names for d in dirs_of.get(name, ())}
+    files = {d: _summarizer_lines(Path(d) / "scores.jsonl") for d in dict.fromkeys(
+        d for name in names for d in dirs_of.get(name, ()))}
     lines = [line for name in names for d in dirs_of.get(name, ()) for of, line in files[d] if of == name]
     if len(lines) != len(score_rows) or any(_spelled_ids(line) != (r["summarizer"], r["cluster_id"], r["article_id"])
                                             for line, r in zip(lines, score_rows)):
@@ -251,7 +252,12 @@ _ARTICLE_FIELD = re.compile(r'"article_id": ("(?:[^"\\]|\\.)*")')
 def _spelled_ids(line: str) -> tuple[Any, Any, Any]:
     """(summarizer, cluster_id, article_id) of a score line, from its fields as the writer spells them."""
     fields = (_SUMMARIZER_FIELD.search(line), _CLUSTER_FIELD.search(line), _ARTICLE_FIELD.search(line))
-    return tuple(json.loads(f.group(1)) if f else None for f in fields)
+    return tuple(_unquoted(f.group(1)) if f else None for f in fields)
+
+
+def _unquoted(spelled: str) -> str:
+    """A JSON string literal's value (the common case, no escapes, without a parse)."""
+    return spelled[1:-1] if "\\" not in spelled else json.loads(spelled)
 
 
 def _summarizer_lines(path: Path) -> list[tuple[str, str]]:
