@@ -266,17 +266,14 @@ def _summarizer_lines(path: Path) -> list[tuple[str, str]]:
     its object (a truncated line), is parsed strictly."""
     if not path.is_file():
         raise BenchError(f"{path} is missing (is {path.parent} a finished bench run directory?)")
-    out, decoded = [], {}
+    out = []
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             field = _SUMMARIZER_FIELD.search(line) if line.rstrip().endswith("}") else None  # else: parsed, strictly
-            spelled = field.group(1) if field else None
             try:
-                if spelled not in decoded:
-                    decoded[spelled] = json.loads(spelled) if field else None
-                name = decoded[spelled] if field else json.loads(line)["summarizer"]
+                name = _unquoted(field.group(1)) if field else json.loads(line)["summarizer"]
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise BenchError(f"{path}:{lineno}: not a record with a summarizer") from None
             out.append((name, line if line.endswith("\n") else line + "\n"))

@@ -143,8 +143,8 @@ class IndexedRulerMatch:
     def _rules_for(self, key: tuple) -> tuple[tuple[int, int], ...]:
         value = {a: (bool(h) if a == "IS_SPACE" else None if h == _UNMENTIONED else self.strings[h])
                  for a, h in zip(self.attrs, key)}
-        return tuple(sorted({(rule, match_id) for rule, match_id, tests in self.single
-                             if all(test(value[a]) for a, test in tests)}))
+        return tuple((rule, match_id) for rule, match_id, tests in self.single
+                     if all(test(value[a]) for a, test in tests))
 
     def __call__(self, doc) -> list[tuple[int, int, int, int]]:
         import numpy
