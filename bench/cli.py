@@ -96,6 +96,17 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
+MULTIRUN_FLAGS = ("-m", "--multirun")
+_task_started = False  # set when a run's task starts; an error before that is the command line's
+
+
+def multirun_flag_first(argv: list[str]) -> list[str]:
+    """`-m` moved in front of the overrides: Hydra's parser takes it only before them, and the sweep
+    flag is easily appended to a run's command line (`bench dataset=jsonl ... -m shard=range(2)`)."""
+    flags = [a for a in argv if a in MULTIRUN_FLAGS]
+    return flags + [a for a in argv if a not in MULTIRUN_FLAGS]
+
+
 def _hydra_main() -> None:
     import hydra
     from hydra.core.hydra_config import HydraConfig
@@ -108,6 +119,9 @@ def _hydra_main() -> None:
     @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
     def task(cfg: DictConfig) -> None:
         from bench.runner.pipeline import run
+
+        global _task_started
+        _task_started = True
 
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         mark_status(out_dir, "running")
@@ -340,8 +354,13 @@ def main(argv: list[str] | None = None) -> Any:
             from bench.runner.signature import bench_version
 
             return _print(f"bench {bench_version()}")
-        sys.argv = [sys.argv[0], *argv]
-        return _hydra_main()
+        sys.argv = [sys.argv[0], *multirun_flag_first(argv)]
+        try:
+            return _hydra_main()
+        except ValueError as e:  # Hydra's own check of its flags (e.g. --cfg with -m), before any run
+            if _task_started:
+                raise
+            _fail(str(e))
     except BrokenPipeError:  # output cut short by the reader (e.g. `| head`): not an error of ours
         _silence_stdout()
         raise SystemExit(0) from None

@@ -89,11 +89,13 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     _assert_clean_error(run_cli("summarizer=smollm2", "summarizer.smollm2.overflow=x", f"results_dir={tmp_path}"),
                         "summarizer.smollm2.overflow='x': must be one of")
     _assert_clean_error(run_cli("report", str(tmp_path / "nope")), "no leaderboard.json")
+    _assert_clean_error(run_cli("--cfg", "job", "-m", "shard=range(2)"), "Only one of --run, --multirun, --cfg")
 
 
 def test_a_sweep_whose_merge_is_refused_fails_with_one_line(tmp_path):
-    """One shard of two: the jobs finish, the merge is refused, and the sweep exits 2 (not 0) with one line."""
-    proc = run_cli("-m", "shard=0", "shards=2", "summarizer=[lead3]", "html=false", f"results_dir={tmp_path}")
+    """One shard of two: the jobs finish, the merge is refused, and the sweep exits 2 (not 0) with one line.
+    `-m` comes after overrides, as when a sweep is appended to a run's command line: still a sweep."""
+    proc = run_cli("summarizer=[lead3]", "html=false", f"results_dir={tmp_path}", "-m", "shard=0", "shards=2")
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("bench: error:")]
     assert len(errors) == 1 and "could not merge the sweep" in errors[0] and "shard(s) 1 of 2 missing" in errors[0]
