@@ -3,6 +3,8 @@
   python scripts/perf.py summarize   cold vs cached default run, batched vs one-at-a-time SmolLM2,
                                    and the harness's overhead beyond model calls
   python scripts/perf.py align       cross-article alignment time for clusters of 5, 20 and 80 articles
+  python scripts/perf.py scale       the 1,000-cluster benchmark: one process vs a joblib sweep, cold and warm,
+                                   peak RSS at 5,000 clusters, Hydra's launch floor (scripts/perf_scale.py)
   python scripts/perf.py repeat SRC N OUT
                                    a JSONL input of N clusters: SRC's clusters (a bench JSONL file) repeated
                                    in order, copy k's cluster and article ids suffixed with -r{k}
@@ -211,6 +213,8 @@ def main(argv: list[str] | None = None) -> None:
         args = ap.parse_args(argv[1:])
         print(json.dumps(repeated_clusters(args.source, args.n_clusters, args.out)))
         return
+    if argv and argv[0] == "scale":
+        return scale_main(argv[1:])
     ap = argparse.ArgumentParser(prog="python scripts/perf.py", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("which", choices=["summarize", "align"])
@@ -222,6 +226,33 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{args.which}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+
+
+def scale_main(argv: list[str]) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from scripts import perf_scale
+
+    ap = argparse.ArgumentParser(prog="python scripts/perf.py scale", description=perf_scale.__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--source", type=Path, default=perf_scale.REPO.parent / "shared/data/multinews-dev/clusters.jsonl",
+                    help="a bench JSONL file whose clusters are repeated (default: ../shared's multinews-dev)")
+    ap.add_argument("--clusters", type=int, default=1000)
+    ap.add_argument("--big", type=int, default=5000, help="clusters of the peak-RSS run (0: skip it)")
+    ap.add_argument("--pairs", type=int, default=3, help="one-process / joblib pairs, taken in turn")
+    ap.add_argument("--warm", type=int, default=3, help="warm re-runs after each cold run")
+    ap.add_argument("--baseline-ref", default=None, help="a git ref whose code is timed too (e.g. 0137a63)")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a new temporary one)")
+    ap.add_argument("--out", type=Path, default=Path("results/perf"))
+    args = ap.parse_args(argv)
+    if not args.source.is_file():
+        raise SystemExit(f"perf scale: no input at {args.source} (give --source)")
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    result = {"benchmark": "scale", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              **perf_scale.scale_benchmark(args.source, args.clusters, args.big, args.pairs, args.warm,
+                                           args.baseline_ref, work)}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scale.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(perf_scale.markdown(result))
 
 
 if __name__ == "__main__":

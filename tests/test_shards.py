@@ -312,3 +312,35 @@ def test_shards_parse_their_own_key_range_first_then_meet_the_others_frontiers()
         rest = [k for k, _ in order[len(own):]]
         below = [k for k, _ in todo if int(k[:8], 16) / 16 ** 8 < lo]
         assert rest[:len(below)] == below[::-1]  # then backward from just below its start
+
+
+def test_scale_benchmark_summary_reports_each_pairs_ratios():
+    """scripts/perf.py scale: ratios are taken pair by pair, and the table says what was measured."""
+    from scripts.perf_scale import markdown, summary, timed
+
+    def run(wall, rss=100.0):
+        return {"wall_s": wall, "user_s": wall, "sys_s": 0.0, "peak_rss_mib": rss}
+
+    pairs = [{"old": run(400.0), "one": {"cold": run(100.0), "warm": [run(2.0), run(1.0), run(4.0)],
+                                         "warm_identical_to_cold": True},
+              "joblib1": run(120.0), "joblib": {"cold": run(50.0), "warm": [run(5.0)], "warm_identical_to_cold": True},
+              "merged_equals_one_process": True},
+             {"old": run(300.0), "one": {"cold": run(60.0), "warm": [run(1.0)], "warm_identical_to_cold": True},
+              "joblib1": run(70.0), "joblib": {"cold": run(40.0), "warm": [run(4.0)], "warm_identical_to_cold": False},
+              "merged_equals_one_process": True}]
+    out = {"input": {"clusters": 10}, "big_input": {"clusters": 50}, "pairs": pairs, "big_one": run(500.0, rss=110.0),
+           "launch_floor": {"run_s": [0.3, 0.5, 0.4], "joblib_sweep_s": [1.2, 1.4, 1.3]}}
+    s = summary(out)
+    assert s["speedup_over_old"] == [4.0, 5.0] and s["joblib_speedup"] == [2.0, 1.5]
+    assert s["joblib_speedup_over_one_shard_sweep"] == [2.4, 1.75]
+    assert s["one_warm_speedup_median"] == 55.0  # medians of 100/2 and 60/1
+    assert s["warm_identical_to_cold"] is False and s["merged_equals_one_process"] is True
+    assert s["peak_rss_mib"]["growth_vs_largest_small"] == 0.1
+    assert s["launch_floor_median_s"] == {"run_s": 0.4, "joblib_sweep_s": 1.3}
+    out["summary"] = s
+    table = markdown(out)
+    assert "**[4.0, 5.0]×**" in table and "**+10.0%**" in table and "| False | identical |" in table
+    measured = timed([sys.executable, "-c", "pass"], REPO)
+    assert measured["wall_s"] > 0 and measured["peak_rss_mib"] > 0
+    with pytest.raises(SystemExit, match="failed"):
+        timed([sys.executable, "-c", "raise SystemExit(3)"], REPO)
