@@ -97,7 +97,7 @@ def help_text() -> str:
 
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
-_task_started = False  # set when a run's task starts; an error before that is the command line's
+_hydra_started = False  # set when Hydra starts a run or sweep (its callbacks); an error before that is the command line's
 
 
 def multirun_flag_first(argv: list[str]) -> list[str]:
@@ -119,9 +119,6 @@ def _hydra_main() -> None:
     @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
     def task(cfg: DictConfig) -> None:
         from bench.runner.pipeline import run
-
-        global _task_started
-        _task_started = True
 
         out_dir = Path(HydraConfig.get().runtime.output_dir)
         mark_status(out_dir, "running")
@@ -357,8 +354,8 @@ def main(argv: list[str] | None = None) -> Any:
         sys.argv = [sys.argv[0], *multirun_flag_first(argv)]
         try:
             return _hydra_main()
-        except ValueError as e:  # Hydra's own check of its flags (e.g. --cfg with -m), before any run
-            if _task_started:
+        except ValueError as e:  # Hydra's own check of its flags (e.g. --cfg with -m), before any run or sweep
+            if _hydra_started:
                 raise
             _fail(str(e))
     except BrokenPipeError:  # output cut short by the reader (e.g. `| head`): not an error of ours
@@ -375,11 +372,17 @@ def job_dir_name(num: Any, override_dirname: str) -> str:
     return f"{num}_{safe[:120]}" if safe else str(num)
 
 
+def _mark_hydra_started() -> None:
+    global _hydra_started
+    _hydra_started = True
+
+
 class ValidateBeforeRun(Callback):
     """Hydra callback: the one validation pass, before Hydra creates any output folder. A single run
     is validated whole; a sweep's results folder is checked once here and each job in `run`."""
 
     def on_run_start(self, config, **kwargs) -> None:
+        _mark_hydra_started()
         from omegaconf import OmegaConf
 
         from bench.runner.validate import ConfigError, validate_config
@@ -391,6 +394,7 @@ class ValidateBeforeRun(Callback):
             _fail(e)
 
     def on_multirun_start(self, config, **kwargs) -> None:
+        _mark_hydra_started()
         from bench.runner.validate import writable_dir_error
 
         problem = writable_dir_error(Path(config.results_dir))

@@ -52,7 +52,7 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> dict
         proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: Popen must not wait again
         if proc.returncode:
             err.seek(0)
             raise SystemExit(f"failed ({proc.returncode}): {' '.join(argv)}\n{err.read().decode()[-3000:]}")
@@ -75,10 +75,6 @@ def comparable(run_dir: Path) -> Any:
     rows = [{k: r.get(k) for k in ("summarizer", "rank", "means", "n_defined", "ci", "vs_next", "n_scored",
                                      "n_articles", "n_failed")} for r in board["rows"]]
     return rows, board.get("comparisons")
-
-
-def sorted_lines(path: Path) -> list[str]:
-    return sorted(path.read_text().splitlines())
 
 
 def cold_and_warm(label: str, argv: list[str], cwd: Path, env: dict[str, str] | None, results: Path,
